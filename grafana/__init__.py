@@ -1,0 +1,1 @@
+"""alloysync's Grafana dashboards, generated from code (see `grafana.generate`)."""

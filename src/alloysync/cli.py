@@ -1,0 +1,210 @@
+"""The `alloysync` command line: argument parsing and dispatch to the module that owns each command.
+
+Every command loads settings first; invalid settings print one line per problem and exit 2.
+Implementation modules are imported lazily so `alloysync --help` stays fast and so `worker` can
+set up its environment before Prometheus or Dramatiq are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from alloysync import __version__
+from alloysync.settings import Settings, describe_validation_error, load_settings
+
+EXIT_BAD_SETTINGS = 2
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.serve import run_serve
+
+    return run_serve(settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.worker import run_worker
+
+    return run_worker(settings, processes=args.processes, threads=args.threads, queues=args.queues)
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.scheduler import run_scheduler
+
+    return run_scheduler(settings)
+
+
+def _emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.emulator.main import run_emulator
+
+    return run_emulator(
+        settings,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        state_file=args.state,
+        rate_limits=not args.no_rate_limits,
+    )
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.demo import run_demo
+
+    return run_demo(settings, once=args.once, timeout=args.timeout)
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.check import run_check
+
+    return run_check(settings)
+
+
+def _tasks(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.tasks import print_registered_tasks
+
+    return print_registered_tasks(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alloysync",
+        description=(
+            "Run jobs marked in Alloy on a Dramatiq worker pool, write their outcome back onto the "
+            "Alloy record, and export metrics to Prometheus. Settings come from ALLOYSYNC_* "
+            "environment variables or a .env file (see README)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "processes (Procfile):  web: alloysync serve   worker: alloysync worker   "
+            "scheduler: alloysync scheduler\n"
+            "try it:                alloysync demo"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"alloysync {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="poll Alloy, enqueue runs, write statuses back; serve the webhook, metrics and jobs page",
+        description=(
+            "Run the web process: it syncs job records from Alloy (polling every ALLOYSYNC_POLL_INTERVAL "
+            "seconds and on POST /webhooks/alloy), enqueues runs, writes run outcomes back to Alloy, and "
+            "serves /metrics, the active jobs page / and /api/jobs on "
+            "ALLOYSYNC_HTTP_HOST:ALLOYSYNC_HTTP_PORT. "
+            "Several replicas may run: one holds the poller lease and does the syncing and reporting, "
+            "the others stand by and take over within 15 s."
+        ),
+    )
+    serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a pool of Dramatiq worker processes that execute job runs",
+        description=(
+            "Run Dramatiq worker processes (processes x threads) that execute runs of registered "
+            "tasks. Task modules come from ALLOYSYNC_TASK_MODULES. Worker metrics are served on "
+            "ALLOYSYNC_WORKER_METRICS_HOST:ALLOYSYNC_WORKER_METRICS_PORT."
+        ),
+    )
+    worker.add_argument(
+        "--processes", "-p", type=int, help="worker processes (default: ALLOYSYNC_WORKER_PROCESSES)"
+    )
+    worker.add_argument(
+        "--threads", "-t", type=int, help="threads per process (default: ALLOYSYNC_WORKER_THREADS)"
+    )
+    worker.add_argument(
+        "--queues",
+        "-Q",
+        nargs="+",
+        metavar="QUEUE",
+        help="consume only these queues (default: all task queues)",
+    )
+    worker.set_defaults(handler=_worker)
+
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="fire cron and run-at jobs (periodiq), exactly once per scheduled time",
+        description=(
+            "Run the scheduler: it reads cron and run-at schedules that `serve` keeps in Redis, fires "
+            "each one at its time in the job's time zone, and applies the missed-runs policy after "
+            "downtime. Several schedulers may run; each (job, scheduled time) runs once."
+        ),
+    )
+    scheduler.set_defaults(handler=_scheduler)
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="run a local Alloy API emulator (for the demo and tests)",
+        description=(
+            "Serve a faithful local Alloy: AQS queries, item get/create/edit with signatures, rate limits "
+            "with 429s, error bodies, fault knobs at /_emulator/faults, and a CoinDesk-shaped price feed at "
+            "/v1/bpi/currentprice.json. Requests must carry 'Authorization: Bearer $ALLOYSYNC_ALLOY_TOKEN'."
+        ),
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    emulator.add_argument("--port", type=int, default=8090, help="port to listen on (default: %(default)s)")
+    emulator.add_argument(
+        "--seed", choices=("demo", "none"), default="demo", help="initial data: the demo jobs or nothing"
+    )
+    emulator.add_argument(
+        "--state", metavar="FILE", help="persist items to this JSON file and reload it on start"
+    )
+    emulator.add_argument(
+        "--no-rate-limits", action="store_true", help="switch Alloy's per-minute rate limits off (benchmarks)"
+    )
+    emulator.set_defaults(handler=_emulator)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole system on embedded defaults and show the demo jobs running",
+        description=(
+            "Start everything locally: a private redis-server (unless ALLOYSYNC_REDIS_URL is set), the "
+            "emulator with the demo jobs, serve, a worker pool and the scheduler; then show the demo "
+            "jobs moving through their statuses. Ctrl-C stops everything it started."
+        ),
+    )
+    demo.add_argument(
+        "--once", action="store_true", help="exit when every one-off demo job has reached a final status"
+    )
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="with --once: give up after this many seconds (default: 180)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser(
+        "check",
+        help="validate settings and reach Alloy and Redis",
+        description="Validate the settings, then reach Alloy and Redis; one line per problem; exit 1 on any.",
+    )
+    check.set_defaults(handler=_check)
+
+    tasks = commands.add_parser(
+        "tasks",
+        help="list the registered tasks and their parameters",
+        description="Import ALLOYSYNC_TASK_MODULES and list every registered task with its parameters.",
+    )
+    tasks.set_defaults(handler=_tasks)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        for line in describe_validation_error(error):
+            print(f"alloysync: {line}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,60 @@
+"""JSON over HTTP: reading request bodies strictly, writing JSON and Alloy error responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from alloysync.emulator.checks import describe_json
+from alloysync.emulator.errors import AlloyError, bad_request
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The request's JSON body; 400 when it is not JSON (or is empty though `required`)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.client_max_size
+        raise AlloyError(413, "RequestTooLarge", f"the request body is larger than {limit} bytes") from None
+    if not raw.strip():
+        if required:
+            raise bad_request("the request needs a JSON body", error_code="InvalidJson")
+        return None
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad_request(f"the request body is not valid JSON: {error}", error_code="InvalidJson") from None
+
+
+async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (an absent optional body reads as {})."""
+    body = await read_json(request, required=required)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_request(
+            f"the request body must be a JSON object, got {describe_json(body)}", error_code="InvalidJson"
+        )
+    return body
+
+
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        status=status,
+        content_type=JSON_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def error_response(error: AlloyError, headers: Mapping[str, str] | None = None) -> web.Response:
+    return json_response(error.body(), status=error.status, headers=headers)

@@ -1,0 +1,210 @@
+"""Settings: every knob of alloysync, read from `ALLOYSYNC_*` environment variables and `.env`.
+
+This module owns the names, defaults, units and validation of configuration. Nothing else reads
+the environment for alloysync settings. The Alloy token and the webhook secret are `SecretStr`:
+they print as `**********` in reprs and logs and are only unwrapped where a request is built.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+Seconds = Annotated[float, Field(gt=0)]
+PerMinute = Annotated[int, Field(ge=1, le=100_000)]
+Names = Annotated[list[str], NoDecode]  # "a,b" or a JSON list
+
+
+class MissedRunPolicy(StrEnum):
+    """What to do with cron fires that were missed while nothing could run them."""
+
+    SKIP = "skip"  # run nothing that was missed; wait for the next fire
+    ONCE = "once"  # run a single catch-up for the most recent missed fire
+    ALL = "all"  # run every missed fire that lies within the missed-runs window
+
+
+class JobAttributeCodes(BaseModel):
+    """Attribute codes of the job record (DESIGN §4); each one can be overridden.
+
+    Override one with e.g. `ALLOYSYNC_ATTRIBUTES__STATUS=attributes_myJobsStatus`.
+    """
+
+    title: str = "attributes_itemsTitle"
+    enabled: str = "attributes_alloysyncJobsEnabled"
+    task: str = "attributes_alloysyncJobsTask"
+    params: str = "attributes_alloysyncJobsParams"
+    schedule: str = "attributes_alloysyncJobsSchedule"
+    timezone: str = "attributes_alloysyncJobsTimezone"
+    missed_runs: str = "attributes_alloysyncJobsMissedRuns"
+    run_requested: str = "attributes_alloysyncJobsRunRequested"
+    status: str = "attributes_alloysyncJobsStatus"
+    message: str = "attributes_alloysyncJobsMessage"
+    result: str = "attributes_alloysyncJobsResult"
+    last_run_started: str = "attributes_alloysyncJobsLastRunStarted"
+    last_run_finished: str = "attributes_alloysyncJobsLastRunFinished"
+    next_run: str = "attributes_alloysyncJobsNextRun"
+    run_count: str = "attributes_alloysyncJobsRunCount"
+
+
+class Settings(BaseSettings):
+    """All settings. Field `x` is read from `ALLOYSYNC_X`; durations are in seconds."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALLOYSYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- Alloy -----------------------------------------------------------------------------
+    alloy_url: str = "https://api.uk.alloyapp.io"
+    alloy_token: SecretStr = SecretStr("")
+    alloy_timeout: Seconds = 30.0
+    alloy_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    alloy_query_per_minute: PerMinute = 120
+    alloy_read_per_minute: PerMinute = 300
+    alloy_write_per_minute: PerMinute = 150
+    alloy_page_size: Annotated[int, Field(ge=1, le=100)] = 100  # Alloy documents at most 100
+    jobs_design: str = "designs_alloysyncJobs"
+    jobs_collection: str = "Live"
+    attributes: JobAttributeCodes = JobAttributeCodes()
+
+    # --- Redis -----------------------------------------------------------------------------
+    redis_url: str | None = None
+
+    # --- serve: poller, reporter, web ------------------------------------------------------
+    poll_interval: Seconds = 5.0
+    full_sync_interval: Seconds = 300.0
+    sync_overlap: Annotated[float, Field(ge=0)] = 10.0
+    lease_ttl: Annotated[float, Field(ge=1, le=60)] = 10.0
+    report_writes_per_minute: PerMinute = 120
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    webhook_secret: SecretStr | None = None
+    webhook_header: str = "X-Alloysync-Secret"
+    webhook_max_bytes: Annotated[int, Field(ge=256)] = 65_536
+
+    # --- tasks and the worker pool ---------------------------------------------------------
+    task_modules: Names = ["coinrequest.tasks"]
+    worker_processes: Annotated[int, Field(ge=1, le=64)] = 2
+    worker_threads: Annotated[int, Field(ge=1, le=256)] = 8
+    worker_queues: Names = []
+    worker_idle_poll: Annotated[float, Field(ge=0.01, le=10)] = 0.1
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+    task_max_retries: Annotated[int, Field(ge=0, le=100)] = 3
+    task_time_limit: Seconds = 600.0
+    task_min_backoff: Seconds = 1.0
+    task_max_backoff: Seconds = 300.0
+    worker_heartbeat_timeout: Annotated[float, Field(ge=3, le=600)] = 15.0
+    worker_maintenance_interval: Annotated[float, Field(ge=0.5, le=300)] = 5.0
+    params_max_bytes: Annotated[int, Field(ge=2)] = 65_536
+    result_max_bytes: Annotated[int, Field(ge=64)] = 16_384
+    message_max_chars: Annotated[int, Field(ge=40)] = 500
+    run_history: Annotated[int, Field(ge=1, le=1000)] = 20
+
+    # --- scheduling ------------------------------------------------------------------------
+    missed_runs: MissedRunPolicy = MissedRunPolicy.ONCE
+    missed_runs_window: Seconds = 86_400.0
+    schedule_stale_after: Seconds = 300.0
+    run_at_horizon: Seconds = 86_400.0
+    scheduler_metrics_host: str = "127.0.0.1"
+    scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9192
+
+    # --- logging ---------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: str = "auto"
+
+    # --- demo ------------------------------------------------------------------------------
+    demo_dir: str = ".alloysync-demo"
+
+    @field_validator("alloy_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must be an http(s) URL such as https://api.uk.alloyapp.io, not {redact_url(value)!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, not {redact_url(value)!r}")
+        return value
+
+    @field_validator("task_modules", "worker_queues", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in ("auto", "json", "console"):
+            raise ValueError("must be auto (JSON unless stdout is a terminal), json or console")
+        return value
+
+    @cached_property
+    def effective_redis_url(self) -> str:
+        """The Redis to use: `ALLOYSYNC_REDIS_URL`, or the local default."""
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    def alloy_token_value(self) -> str:
+        """The raw token, for building the Authorization header only."""
+        return self.alloy_token.get_secret_value()
+
+
+def redact_url(url: str) -> str:
+    """`url` without a password (`redis://:secret@host` → `redis://:***@host`), for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One line per invalid setting: the environment variable, what is wrong, and the bad value's type.
+
+    Values are never echoed: a mistyped secret must not end up in a terminal or a log.
+    """
+    lines = []
+    for problem in error.errors():
+        location = "__".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"ALLOYSYNC_{location}: {problem['msg']}")
+    return lines
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment and `.env`; raises `ValidationError` on bad values."""
+    return Settings()

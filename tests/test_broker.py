@@ -1,0 +1,55 @@
+"""The broker's heartbeat and maintenance against real Redis and Dramatiq's own Lua: a dead worker's
+messages come back; a Redis outage does not make live workers look dead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from dramatiq.common import current_millis
+
+from alloysync.broker import AlloysyncBroker, WorkerHeartbeat, build_broker
+from alloysync.redis_server import RedisServer
+from alloysync.settings import Settings
+
+TIMEOUT = 1.0  # heartbeat timeout of this test's broker, seconds
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[AlloysyncBroker]:
+    broker = build_broker(settings.model_copy(update={"worker_heartbeat_timeout": TIMEOUT}))
+    broker.declare_queue("default")
+    yield broker
+    broker.close()
+
+
+def other_worker_holding(client: redis.Redis, message_id: str, heartbeat_age_ms: int) -> None:
+    """Another worker, its last heartbeat `heartbeat_age_ms` ago, holding a fetched message."""
+    client.zadd("dramatiq:__heartbeats__", {"other": current_millis() - heartbeat_age_ms})
+    client.sadd("dramatiq:__acks__.other.default", message_id)
+    client.hset("dramatiq:default.msgs", message_id, b"payload")
+
+
+def test_a_silent_workers_messages_are_requeued(broker: AlloysyncBroker) -> None:
+    other_worker_holding(broker.client, "m1", heartbeat_age_ms=int(TIMEOUT * 1000) + 500)
+    WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT).pass_once(broker)
+    assert broker.client.lrange("dramatiq:default", 0, -1) == [b"m1"]
+
+
+def test_after_a_redis_outage_live_workers_get_time_to_heartbeat(
+    broker: AlloysyncBroker, redis_server: RedisServer
+) -> None:
+    heartbeat = WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT)
+    other_worker_holding(broker.client, "m1", heartbeat_age_ms=0)
+    redis_server.stop()
+    heartbeat.pass_once(broker)  # fails: Redis is away
+    time.sleep(TIMEOUT + 0.5)  # meanwhile nobody's heartbeat lands
+    redis_server.start()
+    heartbeat.pass_once(broker)  # back: heartbeats only, although "other" looks silent
+    heartbeat.pass_once(broker)
+    assert broker.client.llen("dramatiq:default") == 0
+    time.sleep(TIMEOUT + 0.2)  # "other" had its chance to heartbeat and did not: it is dead
+    heartbeat.pass_once(broker)
+    assert broker.client.lrange("dramatiq:default", 0, -1) == [b"m1"]

@@ -1,0 +1,186 @@
+"""The reporter against real Redis and the emulator: coalescing, pacing, outages and takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from alloysync import keys
+from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.ratelimit import TokenBucket
+from alloysync.outbox import Event, Status
+from alloysync.redis_server import RedisServer
+from alloysync.reporter import Reporter, sample_outbox
+from alloysync.settings import JobAttributeCodes, Settings
+from tests.support.emulator import EmulatorProcess
+
+CODES = JobAttributeCodes()
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture
+async def alloy(emulator: EmulatorProcess) -> AsyncIterator[AlloyClient]:
+    async with AlloyClient(
+        emulator.url, emulator.token, backoff_base=0.05, backoff_max=0.2, max_retries=1
+    ) as c:
+        yield c
+
+
+def jobs(emulator: EmulatorProcess, count: int) -> list[str]:
+    items = [
+        {
+            "designCode": "designs_alloysyncJobs",
+            "attributes": [{"attributeCode": CODES.title, "value": f"j{n}"}],
+        }
+        for n in range(count)
+    ]
+    return [item["itemId"] for item in emulator.bulk_create(items)]
+
+
+async def emit(client: aioredis.Redis, item_id: str, kind: str, **attributes: Any) -> None:
+    await client.xadd(keys.OUTBOX, Event(item_id, kind, attributes).fields())  # type: ignore[arg-type]
+
+
+async def lifecycle(client: aioredis.Redis, item_id: str, n: int) -> None:
+    await emit(client, item_id, "queued", status=Status.QUEUED, message="Queued")
+    await emit(client, item_id, "started", status=Status.RUNNING, last_run_started="2026-11-21T10:00:00.000Z")
+    await emit(client, item_id, "succeeded", status=Status.SUCCEEDED, message=f"done {n}", result={"n": n})
+
+
+@contextlib.asynccontextmanager
+async def running(reporter: Reporter) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(reporter.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def writes(emulator: EmulatorProcess) -> int:
+    return sum(emulator.stats().get("write", {}).values())
+
+
+async def test_events_are_coalesced_to_one_edit_per_item(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    items = jobs(emulator, 20)
+    for n, item_id in enumerate(items):
+        await lifecycle(client, item_id, n)
+    reporter = Reporter(Settings(), alloy, client, consumer="r1")
+    async with running(reporter):
+        await until(lambda: _drained(client), 20)
+    assert writes(emulator) == 20  # 60 events, 20 edits
+    for n, item_id in enumerate(items):
+        values = emulator.attributes(item_id)
+        assert values[CODES.status] == "Succeeded" and values[CODES.message] == f"done {n}"
+        assert values[CODES.result] == {"n": n} and values[CODES.title] == f"j{n}"
+        assert values[CODES.last_run_started] == "2026-11-21T10:00:00.000Z"
+
+
+async def test_writes_are_paced_under_the_budget(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    items = jobs(emulator, 12)
+    for item_id in items:
+        await emit(client, item_id, "queued", status=Status.QUEUED)
+    budget = TokenBucket(per_window=5, window=2.0, burst=1)  # at most 5 edits in any 2 s
+    reporter = Reporter(Settings(), alloy, client, consumer="r1", budget=budget)
+    started = time.monotonic()
+    async with running(reporter):
+        await until(lambda: _drained(client), 30)
+    elapsed = time.monotonic() - started
+    assert writes(emulator) == 12
+    assert elapsed >= (12 - 1) / (4 / 2.0) - 0.5, elapsed  # one burst token, then 4 per 2 s
+
+
+async def test_events_wait_out_an_outage_and_land_after_it(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    items = jobs(emulator, 5)
+    emulator.set_faults(down=True, down_mode="reset")
+    for n, item_id in enumerate(items):
+        await lifecycle(client, item_id, n)
+    reporter = Reporter(Settings(), alloy, client, consumer="r1")
+    async with running(reporter):
+        await asyncio.sleep(3)
+        assert await client.xlen(keys.OUTBOX) == 15
+        pending = await client.xpending(keys.OUTBOX, keys.OUTBOX_GROUP)
+        assert pending["pending"] == 15  # read, not acknowledged
+        depth, age = await sample_outbox(client)
+        assert depth == 15 and age >= 3
+        emulator.set_faults(down=False)
+        await until(lambda: _drained(client), 60)
+    assert all(emulator.attributes(item_id)[CODES.status] == "Succeeded" for item_id in items)
+
+
+async def test_a_dead_reporters_events_are_taken_over_and_never_written_over_newer_ones(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    survivor = Reporter(Settings(), alloy, client, consumer="replica-b", claim_idle_ms=1500, claim_every=0.3)
+    await survivor.ensure_group()
+    await emit(client, item_id, "queued", status=Status.QUEUED, message="Queued")
+    await emit(client, item_id, "started", status=Status.RUNNING, message="Running")
+    # What a reporter that died leaves behind: events it read and never acknowledged.
+    await client.xreadgroup(keys.OUTBOX_GROUP, "replica-a", {keys.OUTBOX: ">"})
+    async with running(survivor):  # already running when replica-a dies; it takes over later
+        await emit(client, item_id, "succeeded", status=Status.SUCCEEDED, message="done")
+        await until(lambda: _drained(client), 30)
+    values = emulator.attributes(item_id)
+    assert (values[CODES.status], values[CODES.message]) == ("Succeeded", "done")  # not the older Running
+    assert writes(emulator) == 1  # the taken-over events were older than what was written: no write
+
+
+async def test_idle_writers_do_not_spend_the_budget(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    budget = TokenBucket(per_window=10, window=600.0, burst=10)  # ten tokens, hardly any refill
+    reporter = Reporter(Settings(), alloy, client, consumer="r1", budget=budget, concurrency=4)
+    async with running(reporter):
+        await asyncio.sleep(0.3)
+        await emit(client, item_id, "queued", status=Status.QUEUED)
+        await until(lambda: _drained(client), 10)
+        await asyncio.sleep(0.5)
+    assert budget.tokens < 9.2 and budget.tokens > 8.5  # one write, one token
+
+
+async def test_deleted_items_are_dropped_and_run_requested_is_reset(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [kept] = jobs(emulator, 1)
+    await client.sadd(keys.JOBS, kept)
+    await client.hset(keys.job(kept), mapping={"request_pending": "1", "request_seq": "1"})
+    await emit(client, "0123456789abcdef01234567", "queued", status=Status.QUEUED)  # no such item
+    await emit(client, kept, "request_reset", run_requested=False)
+    reporter = Reporter(Settings(), alloy, client, consumer="r1")
+    async with running(reporter):
+        await until(lambda: _drained(client), 20)
+    assert emulator.attributes(kept)[CODES.run_requested] is False
+    job = await client.hgetall(keys.job(kept))
+    assert job["request_pending"] == "0" and str(job["request_after"]).endswith("Z")
+
+
+async def _drained(client: aioredis.Redis) -> bool:
+    return bool(await client.xlen(keys.OUTBOX) == 0)
