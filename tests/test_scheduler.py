@@ -64,7 +64,7 @@ def queued_run_ids(client: redis.Redis) -> list[str]:
     """The run id of every message waiting on Dramatiq's default queue (one entry per message)."""
     message_ids = client.lrange("dramatiq:default", 0, -1)
     bodies = client.hmget("dramatiq:default.msgs", message_ids) if message_ids else []
-    return [json.loads(body)["args"][0] for body in bodies]
+    return [json.loads(str(body))["args"][0] for body in bodies]
 
 
 def tick_every_minute(core: SchedulerCore, start: datetime, end: datetime) -> None:
