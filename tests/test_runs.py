@@ -21,6 +21,7 @@ from alloysync.runstate import Claim, RunState
 from alloysync.settings import MissedRunPolicy, Settings
 from alloysync.stale_fires import StaleFireSkipper
 from alloysync.tasks import load_task_modules
+from tests.support.queues import queued_messages
 
 
 @pytest.fixture
@@ -48,11 +49,6 @@ def request(run_id: str = "now:item1:v1", **extra: Any) -> RunRequest:
     }
     fields.update(extra)
     return RunRequest(**fields)
-
-
-def queued_messages(client: redis.Redis, queue: str = "default") -> list[dramatiq.Message[Any]]:
-    ids = client.lrange(f"dramatiq:{queue}", 0, -1)
-    return [dramatiq.Message.decode(client.hget(f"dramatiq:{queue}.msgs", i).encode()) for i in ids]  # type: ignore[union-attr]
 
 
 def outbox(client: redis.Redis) -> list[dict[str, str]]:

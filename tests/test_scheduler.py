@@ -3,7 +3,6 @@ minute. Time is simulated (SchedulerCore.tick(now), or tests/support/sim_schedul
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from alloysync.scheduler import SchedulerCore
 from alloysync.schedules import ScheduleEntry
 from alloysync.settings import MissedRunPolicy, Settings
 from alloysync.tasks import load_task_modules
+from tests.support.queues import queued_messages
 
 REPO = Path(__file__).resolve().parents[1]
 MINUTE = timedelta(minutes=1)
@@ -62,9 +62,7 @@ def fire_times(client: redis.Redis, item_id: str) -> list[datetime]:
 
 def queued_run_ids(client: redis.Redis) -> list[str]:
     """The run id of every message waiting on Dramatiq's default queue (one entry per message)."""
-    message_ids = client.lrange("dramatiq:default", 0, -1)
-    bodies = client.hmget("dramatiq:default.msgs", message_ids) if message_ids else []
-    return [json.loads(str(body))["args"][0] for body in bodies]
+    return [str(message.args[0]) for message in queued_messages(client)]
 
 
 def tick_every_minute(core: SchedulerCore, start: datetime, end: datetime) -> None:
