@@ -281,19 +281,22 @@ def running_stack(
     rate_limits: bool = True,
     keep_workdir: bool = False,
     appendfsync: str = "always",
+    item_dates: bool = False,
     **env: str,
 ) -> Iterator[Stack]:
     """A redis-server, an emulator and a `System` (no alloysync process started yet) in a temp folder.
 
     `env` overrides the alloysync processes' environment (see `System.env`); `appendfsync` is the
-    Redis AOF fsync policy. Every process is stopped on the way out; the folder (with each
+    Redis AOF fsync policy; `item_dates` makes the emulator add lastEditDate/createdDate to items
+    (real Alloy does not: alloysync never reads them; a benchmark may, to time what happened when).
+    Every process is stopped on the way out; the folder (with each
     process's log) is removed unless `keep_workdir` or the benchmark failed, in which case its
     path is printed.
     """
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a SIGTERM cleans up as Ctrl-C does
     workdir = Path(tempfile.mkdtemp(prefix=f"alloysync-bench-{name}-"))
     redis_server = RedisServer(workdir / "redis")
-    emulator = EmulatorProcess(workdir / "emulator", rate_limits=rate_limits)
+    emulator = EmulatorProcess(workdir / "emulator", rate_limits=rate_limits, item_dates=item_dates)
     system: System | None = None
     succeeded = False
     try:

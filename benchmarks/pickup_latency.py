@@ -154,6 +154,7 @@ def run_mode(mode: str, args: argparse.Namespace, rng: random.Random) -> dict[st
     with running_stack(
         f"{NAME}-{mode}",
         rate_limits=True,
+        item_dates=True,  # the benchmark times pickup from createdDate; alloysync never reads it
         keep_workdir=args.keep_workdir,
         appendfsync=args.appendfsync,
         **env,

@@ -13,7 +13,7 @@ from alloysync.redis_server import RedisServer, free_port
 from tests.support.emulator import EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("serve", "worker", "scheduler", "emulator", "demo", "check", "tasks")
+COMMANDS = ("serve", "worker", "scheduler", "emulator", "demo", "check", "tasks", "setup")
 
 
 def alloysync(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,8 @@ and only a job missing from two full passes is forgotten."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -13,8 +15,10 @@ import redis.asyncio as aioredis
 
 from alloysync import keys
 from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.broker import build_broker
 from alloysync.lease import PollerLease
+from alloysync.metrics import FULL_SYNC_DURATION, FULL_SYNC_QUERIES
 from alloysync.outbox import Event
 from alloysync.poller import Poller
 from alloysync.redis_server import RedisServer
@@ -143,3 +147,100 @@ async def test_a_job_is_forgotten_only_when_two_full_passes_miss_it(
     assert not sync_client.sismember(keys.JOBS, item)
     record = sync_client.hgetall(keys.job(item))
     assert record["state"] == "gone" and record["version"] == "1"  # counters kept: run ids stay unique
+
+
+def query_count(emulator: EmulatorProcess) -> int:
+    return sum(emulator.stats().get("query", {}).values())
+
+
+def bulk_jobs(emulator: EmulatorProcess, count: int) -> list[str]:
+    drafts = [
+        {
+            "designCode": DESIGN,
+            "attributes": [
+                {"attributeCode": CODES.title, "value": f"paused {n}"},
+                {"attributeCode": CODES.enabled, "value": False},
+                {"attributeCode": CODES.task, "value": "tests.record"},
+            ],
+        }
+        for n in range(count)
+    ]
+    return [item["itemId"] for item in emulator.bulk_create(drafts)]
+
+
+async def test_items_carry_no_dates_and_an_idle_pass_costs_one_query(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    settings, client, sync_client, alloy, lease = parts
+    settings = settings.model_copy(update={"sync_overlap": 0.0})
+    ids = bulk_jobs(emulator, 250)
+    assert "lastEditDate" not in emulator.get_item(ids[0])  # the real-Alloy default
+    await asyncio.sleep(1.1)  # Alloy's Date header has whole seconds: be older than the pass's second
+    registry = load_task_modules(settings.task_modules)
+    watcher = Poller(settings, alloy, client, poller(parts).runs, registry, lease)
+    before = query_count(emulator)
+    assert await watcher.sync_incremental() is None  # no cursor yet: every record was read
+    assert query_count(emulator) - before == 3  # 100 + 100 + 50: a short page ends the pass
+    assert sync_client.scard(keys.JOBS) == 250
+    for _ in range(3):
+        before = query_count(emulator)
+        assert await watcher.sync_incremental() == 0
+        assert query_count(emulator) - before == 1
+    await asyncio.sleep(1.1)
+    emulator.edit_item(ids[7], {CODES.title: "renamed"})
+    before = query_count(emulator)
+    assert await watcher.sync_incremental() == 1  # the edit is found by lastEditDate, without item dates
+    assert query_count(emulator) - before == 1
+    assert sync_client.hget(keys.job(ids[7]), "title") == "renamed"
+
+
+async def test_the_signature_cache_is_filled_without_item_dates(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    sync_client: redis.Redis = parts[2]
+    item = job(emulator, enabled=False)
+    await poller(parts).sync_incremental()
+    assert sync_client.hget(keys.job(item), "signature") == emulator.get_item(item)["signature"]
+
+
+async def test_run_requested_without_item_dates_runs_once_per_request(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    _settings, _client, sync_client, alloy, _lease = parts
+    item = job(emulator, schedule="@yearly", run_requested=True)
+    watcher = poller(parts)
+    await watcher.sync_incremental()
+    assert sync_client.exists(keys.run(f"req:{item}:1"))
+    stale_read = await watcher.store.now_ms()
+    stale_view = await alloy.get_item(item)  # still shows RunRequested: read before the reset landed
+    # The reporter's part: the reset is written to Alloy, then recorded.
+    await alloy.update_owned(item, {CODES.run_requested: False})
+    await watcher.store.finish_request(item)
+    await watcher.apply(stale_view, stale_read)
+    await watcher.sync_incremental()
+    assert not sync_client.exists(keys.run(f"req:{item}:2"))  # neither the old view nor the reset
+    emulator.edit_item(item, {CODES.run_requested: True})  # the user asks again
+    await watcher.sync_incremental()
+    assert sync_client.exists(keys.run(f"req:{item}:2"))
+    assert not sync_client.exists(keys.run(f"req:{item}:3"))
+    assert outbox_kinds(sync_client).count("request_reset") == 2
+
+
+async def test_the_full_reconciliation_is_paced_and_does_not_hold_up_incremental_passes(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    bulk_jobs(emulator, 350)
+    watcher = poller(parts)
+    await watcher.sync_incremental()
+    watcher.full_budget = TokenBucket(2, window=1.0, burst=1)  # one page a second (the test's pace)
+    started = time.monotonic()
+    full = asyncio.create_task(watcher.sync_full())
+    await asyncio.sleep(0.3)
+    await watcher.sync_incremental()  # runs while the full pass waits for its budget
+    incremental_done = time.monotonic() - started
+    assert await full == 350
+    full_done = time.monotonic() - started
+    assert full_done >= 2.5  # 4 pages: one at once, then one a second
+    assert incremental_done < full_done - 1
+    assert FULL_SYNC_QUERIES.value() == 4
+    assert (FULL_SYNC_DURATION.value() or 0) >= 2.5

@@ -49,6 +49,7 @@ def _emulator(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         state_file=args.state,
         rate_limits=not args.no_rate_limits,
+        item_dates=args.item_dates,
     )
 
 
@@ -62,6 +63,14 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     from alloysync.check import run_check
 
     return run_check(settings)
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    from alloysync.setup import run_setup
+
+    return run_setup(
+        settings, design_name=args.design_name, adopt=args.adopt, dry_run=args.dry_run, env_file=args.env_file
+    )
 
 
 def _tasks(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,21 +150,42 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="run a local Alloy API emulator (for the demo and tests)",
         description=(
-            "Serve a faithful local Alloy: AQS queries, item get/create/edit with signatures, rate limits "
-            "with 429s, error bodies, fault knobs at /_emulator/faults, and a CoinDesk-shaped price feed at "
-            "/v1/bpi/currentprice.json. Requests must carry 'Authorization: Bearer $ALLOYSYNC_ALLOY_TOKEN'."
+            "Serve a faithful local Alloy: AQS queries; item get/create/edit with signatures, validated "
+            "against their design; designs (GET/POST /api/design, POST /api/design/{code}/attribute) "
+            "with generated codes and signatures; rate limits with X-Rate-Limit-* headers and 429s; "
+            "Alloy's error bodies and categories; fault knobs at /_emulator/faults; and a CoinDesk-shaped "
+            "price feed at /v1/bpi/currentprice.json. Like real Alloy, items carry no lastEditDate or "
+            "createdDate unless --item-dates is given. Requests must carry "
+            "'Authorization: Bearer $ALLOYSYNC_ALLOY_TOKEN'."
         ),
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     emulator.add_argument("--port", type=int, default=8090, help="port to listen on (default: %(default)s)")
     emulator.add_argument(
-        "--seed", choices=("demo", "none"), default="demo", help="initial data: the demo jobs or nothing"
+        "--seed",
+        choices=("demo", "none", "empty"),
+        default="demo",
+        help=(
+            "initial data: demo = the jobs design under the configured codes (by default "
+            "designs_alloysyncJobs) and the demo jobs; none = that design only; empty = a new tenant "
+            "without designs (create one with `alloysync setup`) (default: %(default)s)"
+        ),
     )
     emulator.add_argument(
-        "--state", metavar="FILE", help="persist items to this JSON file and reload it on start"
+        "--state",
+        metavar="FILE",
+        help="persist designs and items to this JSON file and reload them on start (instead of the seed)",
     )
     emulator.add_argument(
         "--no-rate-limits", action="store_true", help="switch Alloy's per-minute rate limits off (benchmarks)"
+    )
+    emulator.add_argument(
+        "--item-dates",
+        action="store_true",
+        help=(
+            "send items with lastEditDate and createdDate (real Alloy does not; AQS filters and sorts "
+            "by them either way)"
+        ),
     )
     emulator.set_defaults(handler=_emulator)
 
@@ -181,10 +211,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="validate settings and reach Alloy and Redis",
-        description="Validate the settings, then reach Alloy and Redis; one line per problem; exit 1 on any.",
+        help="validate settings, the jobs design in Alloy, and reach Redis",
+        description=(
+            "Validate the settings; read the jobs design (ALLOYSYNC_JOBS_DESIGN) and check that each "
+            "configured attribute (ALLOYSYNC_ATTRIBUTES__*) is on it with the right type; say which "
+            "optional features are off because the design lacks their attribute; query the design "
+            "once; reach Redis. One line per problem, naming the setting and the fix; exit 1 on any."
+        ),
     )
     check.set_defaults(handler=_check)
+
+    setup = commands.add_parser(
+        "setup",
+        help="create (or adopt) the jobs design and its attributes in Alloy; print the settings",
+        description=(
+            "Create the jobs design and every attribute of the job record in the configured Alloy "
+            "(ALLOYSYNC_ALLOY_URL, ALLOYSYNC_ALLOY_TOKEN; the key's user needs a role that can manage "
+            "designs), or adopt an existing design and add only the attributes it lacks, then print the "
+            "settings with the codes Alloy generated as .env lines (ALLOYSYNC_JOBS_DESIGN=..., "
+            "ALLOYSYNC_ATTRIBUTES__<FIELD>=...; never the token). A second run finds the design (by "
+            "ALLOYSYNC_JOBS_DESIGN or by name), creates nothing and prints the same lines. Progress goes "
+            "to stderr."
+        ),
+    )
+    setup.add_argument(
+        "--design-name",
+        default="alloysync jobs",
+        metavar="NAME",
+        help="the name of the jobs design to create or find (default: %(default)s)",
+    )
+    setup.add_argument(
+        "--adopt",
+        metavar="DESIGN_CODE",
+        help="use this existing design: map its attributes by name, create only the missing ones",
+    )
+    setup.add_argument(
+        "--dry-run", action="store_true", help="list (on stderr) what would be created; create nothing"
+    )
+    setup.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="write the settings into this .env file (updating lines already there) instead of stdout",
+    )
+    setup.set_defaults(handler=_setup)
 
     tasks = commands.add_parser(
         "tasks",

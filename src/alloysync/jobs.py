@@ -66,7 +66,6 @@ class JobDefinition:
     timezone: Any
     missed_runs: Any
     run_requested: bool
-    last_edit: datetime | None
     run_count: int | None
 
     @property
@@ -139,7 +138,6 @@ def read_definition(item: Item, codes: JobAttributeCodes) -> JobDefinition:
         timezone=item.value(codes.timezone),
         missed_runs=item.value(codes.missed_runs),
         run_requested=item.value(codes.run_requested) is True,
-        last_edit=item.lastEditDate,
         run_count=int(run_count)
         if isinstance(run_count, int | float) and not isinstance(run_count, bool)
         else None,

@@ -56,6 +56,10 @@ class OwnedGauge:
                     )
         self._gauge.set(value)
 
+    def value(self) -> float | None:
+        """The value last set in this process (None before the first `set`)."""
+        return None if self._gauge is None else self._gauge._value.get()
+
 
 OWNED_GAUGES: list[OwnedGauge] = []
 
@@ -117,6 +121,14 @@ SYNC_LAG = OwnedGauge(
 SYNC_LAST_SUCCESS = OwnedGauge(
     "alloysync_sync_last_success_timestamp_seconds",
     "Unix time at which the last sync pass completed.",
+)
+FULL_SYNC_DURATION = OwnedGauge(
+    "alloysync_full_sync_duration_seconds",
+    "How long the last full reconciliation took (it is paced to a quarter of the query budget).",
+)
+FULL_SYNC_QUERIES = OwnedGauge(
+    "alloysync_full_sync_queries",
+    "AQS queries (pages) the last full reconciliation used.",
 )
 POLLER_LEASE_HELD = OwnedGauge(
     "alloysync_poller_lease_held",

@@ -37,7 +37,7 @@ from alloysync.alloy.errors import AlloyError
 from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.log import get_logger
 from alloysync.metrics import OUTBOX_EVENTS, OUTBOX_OLDEST_AGE, REPORTER_EVENTS, REPORTER_WRITES
-from alloysync.outbox import Event, format_time
+from alloysync.outbox import Event
 from alloysync.settings import Settings
 from alloysync.store import JobStore
 
@@ -292,9 +292,9 @@ class Reporter:
         REPORTER_WRITES.labels(outcome="ok").inc()
         REPORTER_EVENTS.inc(len(write.events))
         await self._mark_reported(keys=[keys.REPORTED], args=[write.item_id, write.newest])
-        await self.store.remember_item(item)
-        if logical.get("run_requested") is False and item.lastEditDate is not None:
-            await self.store.finish_request(write.item_id, format_time(item.lastEditDate))
+        await self.store.remember_item(item)  # the signature our edit returned: the newest there is
+        if logical.get("run_requested") is False:
+            await self.store.finish_request(write.item_id)
         await self._acknowledge(write)
 
     def _release_waiting(self) -> None:

@@ -52,6 +52,17 @@ class JobAttributeCodes(BaseModel):
     last_run_finished: str = "attributes_alloysyncJobsLastRunFinished"
     next_run: str = "attributes_alloysyncJobsNextRun"
     run_count: str = "attributes_alloysyncJobsRunCount"
+    # Added after the first release: optional on a design (the feature is off where absent).
+    overlap: str = "attributes_alloysyncJobsOverlap"
+    concurrency_key: str = "attributes_alloysyncJobsConcurrencyKey"
+    cancel_requested: str = "attributes_alloysyncJobsCancelRequested"
+    run_params: str = "attributes_alloysyncJobsRunParams"
+    backfill: str = "attributes_alloysyncJobsBackfill"
+    notify: str = "attributes_alloysyncJobsNotify"
+    notify_on: str = "attributes_alloysyncJobsNotifyOn"
+    max_age: str = "attributes_alloysyncJobsMaxAge"
+    consecutive_failures: str = "attributes_alloysyncJobsConsecutiveFailures"
+    last_succeeded: str = "attributes_alloysyncJobsLastSucceeded"
 
 
 class Settings(BaseSettings):
@@ -110,7 +121,7 @@ class Settings(BaseSettings):
     worker_maintenance_interval: Annotated[float, Field(ge=0.5, le=300)] = 5.0
     params_max_bytes: Annotated[int, Field(ge=2)] = 65_536
     result_max_bytes: Annotated[int, Field(ge=64)] = 16_384
-    message_max_chars: Annotated[int, Field(ge=40)] = 500
+    message_max_chars: Annotated[int, Field(ge=40, le=4000)] = 500  # le: job_design.MESSAGE_MAX_LENGTH
     run_history: Annotated[int, Field(ge=1, le=1000)] = 20
 
     # --- scheduling ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from alloysync import keys
 from alloysync.alloy.models import Item
 from alloysync.lease import LeaseLost
-from alloysync.outbox import LUA_XADD_EVENT, Event, format_time
+from alloysync.outbox import LUA_XADD_EVENT, Event
 from alloysync.schedules import ScheduleEntry, parse_time
 
 _FENCED_DEFINITION = """
@@ -97,15 +97,25 @@ return 1
 )
 
 _BEGIN_REQUEST = """
--- KEYS: lease, job   ARGV: lease_value, last_edit (ISO, comparable as text)
--- Returns {request number, 1 if it is new}; {0, 0} for a view older than our last reset.
+-- KEYS: lease, job   ARGV: lease_value, read_ms (Redis time just before the view was requested)
+-- Returns {request number, 1 if it is new}; {0, 0} for a view that may predate our last reset.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
 if redis.call('HGET', KEYS[2], 'request_pending') == '1' then
   return {tonumber(redis.call('HGET', KEYS[2], 'request_seq')), 0}
 end
-if ARGV[2] <= (redis.call('HGET', KEYS[2], 'request_after') or '') then return {0, 0} end
+local reset_ms = tonumber(redis.call('HGET', KEYS[2], 'request_after') or '0') or 0
+if tonumber(ARGV[2]) <= reset_ms then return {0, 0} end
 redis.call('HSET', KEYS[2], 'request_pending', '1')
 return {redis.call('HINCRBY', KEYS[2], 'request_seq', 1), 1}
+"""
+
+_FINISH_REQUEST = """
+-- KEYS: job   Our reset of RunRequested is on Alloy: a view requested before now may still show the
+-- flag set and must not start another run (Redis time, shared by every serve replica).
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('HSET', KEYS[1], 'request_pending', '0', 'request_after', now_ms)
+return now_ms
 """
 
 _REQUEST_RESET = (
@@ -122,10 +132,16 @@ return 1
 )
 
 _REMEMBER_ITEM = """
--- KEYS: job   ARGV: signature, last_edit (ISO), title (or '' to keep)
--- Keep the signature of the newest version of the item we have seen.
-if ARGV[2] < (redis.call('HGET', KEYS[1], 'last_edit') or '') then return 0 end
-redis.call('HSET', KEYS[1], 'signature', ARGV[1], 'last_edit', ARGV[2])
+-- KEYS: job   ARGV: signature, read_ms ('' = now: a signature our own edit just returned), title
+-- Keep the signature of the newest view of the item: views are ordered by the Redis time just
+-- before they were requested (real Alloy items carry no edit date to order them by).
+local read_ms = tonumber(ARGV[2])
+if read_ms == nil then
+  local now = redis.call('TIME')
+  read_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+if read_ms < (tonumber(redis.call('HGET', KEYS[1], 'signature_at') or '0') or 0) then return 0 end
+redis.call('HSET', KEYS[1], 'signature', ARGV[1], 'signature_at', read_ms)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'title', ARGV[3]) end
 return 1
 """
@@ -157,6 +173,7 @@ class JobStore:
         self._event = client.register_script(_FENCED_EVENT)
         self._begin_request = client.register_script(_BEGIN_REQUEST)
         self._request_reset = client.register_script(_REQUEST_RESET)
+        self._finish_request = client.register_script(_FINISH_REQUEST)
         self._remember_item = client.register_script(_REMEMBER_ITEM)
 
     # --- poller side (fenced) ----------------------------------------------------------------
@@ -207,12 +224,14 @@ class JobStore:
         forget_keys = [keys.LEASE, keys.job(item_id), keys.JOBS, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
         _fenced(await self._forget(keys=forget_keys, args=[lease, item_id]))
 
-    async def begin_request(self, lease: str, item_id: str, last_edit: str) -> tuple[int, bool]:
-        """RunRequested seen on an item edited at `last_edit`: (request number, whether it is new).
+    async def begin_request(self, lease: str, item_id: str, read_ms: int) -> tuple[int, bool]:
+        """RunRequested seen on a view of the item requested at `read_ms` (Redis time, see `now_ms`):
+        (request number, whether it is new).
 
         A request already in hand (not reset yet) answers its own number again, so that a pass
-        that died half-way finishes the job; a view older than our last reset answers 0."""
-        result = await self._begin_request(keys=[keys.LEASE, keys.job(item_id)], args=[lease, last_edit])
+        that died half-way finishes the job; a view requested before our last reset landed answers
+        0 (it may be older than the reset: if the user set the flag again, the next pass sees it)."""
+        result = await self._begin_request(keys=[keys.LEASE, keys.job(item_id)], args=[lease, read_ms])
         return _fenced(result[0]), bool(result[1])
 
     async def add_request_reset(self, lease: str, item_id: str, request: int, event: Event) -> None:
@@ -220,18 +239,25 @@ class JobStore:
         reset_keys = [keys.LEASE, keys.job(item_id), keys.OUTBOX]
         _fenced(await self._request_reset(keys=reset_keys, args=[lease, request, *event.flat_fields()]))
 
-    async def finish_request(self, item_id: str, reset_edit: str) -> None:
-        """Our reset of RunRequested landed on Alloy at `reset_edit`: earlier views are stale."""
-        await self.client.hset(
-            keys.job(item_id), mapping={"request_pending": "0", "request_after": reset_edit}
-        )
+    async def finish_request(self, item_id: str) -> None:
+        """Our reset of RunRequested landed on Alloy: views requested before now are stale."""
+        await self._finish_request(keys=[keys.job(item_id)])
 
-    async def remember_item(self, item: Item, title: str = "") -> None:
-        """Cache the item's signature (for the reporter's next edit) if this version is the newest seen."""
-        if item.signature and item.lastEditDate is not None:
+    async def remember_item(self, item: Item, read_ms: int | None = None, title: str = "") -> None:
+        """Cache the item's signature (for the reporter's next edit) unless a newer view's is cached.
+
+        `read_ms` is the Redis time just before the view was requested; None for the item an edit
+        of ours just returned (the newest there is). Query results may carry no signature."""
+        if item.signature:
             await self._remember_item(
-                keys=[keys.job(item.itemId)], args=[item.signature, format_time(item.lastEditDate), title]
+                keys=[keys.job(item.itemId)],
+                args=[item.signature, "" if read_ms is None else read_ms, title],
             )
+
+    async def now_ms(self) -> int:
+        """Redis's clock in milliseconds: the one clock every serve replica shares."""
+        seconds, microseconds = await self.client.time()
+        return int(seconds) * 1000 + int(microseconds) // 1000
 
     async def known_signature(self, item_id: str) -> str | None:
         signature = await self.client.hget(keys.job(item_id), "signature")

@@ -1,10 +1,18 @@
-"""`AlloyClient` against `alloysync emulator` over real HTTP: paging, edits, conflicts, limits, faults."""
+"""`AlloyClient` against `alloysync emulator` over real HTTP: paging, edits, conflicts, limits, faults,
+designs and Alloy's clock.
+
+The emulator sends items as real Alloy does, without `lastEditDate`; the tests that compare item
+dates start one with `--item-dates`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +21,7 @@ from pydantic import SecretStr
 
 from alloysync.alloy import aqs
 from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.designs import NewAttribute, attribute_options
 from alloysync.alloy.errors import AlloyError
 from alloysync.alloy.models import Item, parse_alloy_datetime
 from alloysync.alloy.ratelimit import RateLimits, TokenBucket
@@ -43,13 +52,44 @@ def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def _define_widgets(emulator: EmulatorProcess) -> None:
+    """The designs the paging tests fill (items are validated against their design)."""
+    emulator.define_design(WIDGETS, {"attributes_n": "Number", "attributes_colour": "String"})
+    emulator.define_design("designs_other", {"attributes_n": "Number"})
+
+
+@pytest.fixture
+def widgets(emulator: EmulatorProcess) -> EmulatorProcess:
+    _define_widgets(emulator)
+    return emulator
+
+
+@pytest.fixture
+def dated_emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
+    """An emulator whose items carry `lastEditDate` (`--item-dates`), with the widget designs."""
+    process = EmulatorProcess(tmp_path / "dated-emulator", item_dates=True)
+    process.start()
+    _define_widgets(process)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def dated_alloy(dated_emulator: EmulatorProcess) -> AsyncIterator[AlloyClient]:
+    async with AlloyClient(
+        dated_emulator.url, dated_emulator.token, timeout=5.0, limits=generous_limits(), backoff_base=0.02
+    ) as client:
+        yield client
+
+
 # --- paging ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("page_size", [100, 37])
 async def test_paging_yields_each_item_exactly_once(
-    emulator: EmulatorProcess, alloy: AlloyClient, page_size: int
+    dated_emulator: EmulatorProcess, dated_alloy: AlloyClient, page_size: int
 ) -> None:
+    emulator, alloy = dated_emulator, dated_alloy
     early = emulator.bulk_create([_draft(WIDGETS, attributes_n=i) for i in range(120)])
     boundary = max(parse_alloy_datetime(item["lastEditDate"]) for item in early)
     await asyncio.sleep(0.01)
@@ -71,8 +111,9 @@ async def test_paging_yields_each_item_exactly_once(
 
 
 async def test_paging_stops_at_an_empty_page_and_is_lazy(
-    emulator: EmulatorProcess, alloy: AlloyClient
+    widgets: EmulatorProcess, alloy: AlloyClient
 ) -> None:
+    emulator = widgets
     emulator.bulk_create([_draft(WIDGETS, attributes_n=i) for i in range(50)])
     before = _count(emulator.stats(), "query")
 
@@ -86,13 +127,14 @@ async def test_paging_stops_at_an_empty_page_and_is_lazy(
         break
     assert _count(emulator.stats(), "query") - before == 1
 
-    empty = [item async for item in alloy.query(aqs.query("designs_nothingHere"))]
+    empty = [item async for item in alloy.query(aqs.query("designs_other"))]  # a design with no items
     assert empty == []
 
 
 async def test_items_moving_between_pages_are_not_yielded_twice(
-    emulator: EmulatorProcess, alloy: AlloyClient
+    widgets: EmulatorProcess, alloy: AlloyClient
 ) -> None:
+    emulator = widgets
     emulator.bulk_create([_draft(WIDGETS, attributes_n=i) for i in range(250)])
     ordered = aqs.query(WIDGETS, sort_by_last_edit="asc")
 
@@ -108,7 +150,8 @@ async def test_items_moving_between_pages_are_not_yielded_twice(
     assert len(seen) >= 245  # items shifted into pages already read are missed by design (poller overlap)
 
 
-async def test_query_filters_on_attributes(emulator: EmulatorProcess, alloy: AlloyClient) -> None:
+async def test_query_filters_on_attributes(widgets: EmulatorProcess, alloy: AlloyClient) -> None:
+    emulator = widgets
     emulator.bulk_create(
         [_draft(WIDGETS, attributes_colour=colour, attributes_n=i) for i, colour in enumerate("rgbrgbrgb")]
     )
@@ -134,15 +177,13 @@ async def test_create_read_edit_and_delete(emulator: EmulatorProcess, alloy: All
     created = await alloy.create_item(JOBS, {TITLE: "Nightly", STATUS: "Scheduled"})
     assert created.designCode == JOBS and created.collection == "Live"
     assert created.values() == {TITLE: "Nightly", STATUS: "Scheduled"}
-    assert created.signature and created.lastEditDate is not None
+    assert created.signature and created.lastEditDate is None  # real Alloy sends no item dates
 
     read = await alloy.get_item(created.itemId)
     assert read.signature == created.signature
 
     edited = await alloy.edit_item(created.itemId, {STATUS: "Running", STARTED: started}, read.signature)
     assert edited.signature != read.signature
-    assert edited.lastEditDate is not None and read.lastEditDate is not None
-    assert edited.lastEditDate > read.lastEditDate
     assert edited.value(TITLE) == "Nightly"  # partial edit: untouched attributes keep their value
     assert edited.value(STARTED) == "2024-07-02T08:30:15.123Z"
     assert emulator.attributes(created.itemId)[STATUS] == "Running"
@@ -152,6 +193,16 @@ async def test_create_read_edit_and_delete(emulator: EmulatorProcess, alloy: All
         await alloy.get_item(created.itemId)
     assert missing.value.is_not_found and missing.value.status == 404
     assert missing.value.request == f"GET /api/item/{created.itemId}"
+
+
+async def test_item_dates_are_read_where_alloy_sends_them(
+    dated_emulator: EmulatorProcess, dated_alloy: AlloyClient
+) -> None:
+    created = await dated_alloy.create_item(WIDGETS, {"attributes_n": 1})
+    await asyncio.sleep(0.01)
+    edited = await dated_alloy.edit_item(created.itemId, {"attributes_n": 2}, created.signature)
+    assert created.lastEditDate is not None and edited.lastEditDate is not None
+    assert edited.lastEditDate > created.lastEditDate
 
 
 async def test_rejected_values_fail_without_retries(emulator: EmulatorProcess, alloy: AlloyClient) -> None:
@@ -183,6 +234,25 @@ async def test_signature_conflict_keeps_the_users_edit(emulator: EmulatorProcess
     assert stored[STATUS] == "Running"
     assert stored.get(MESSAGE) is None
     assert _count(emulator.stats(), "write", "409") == 1
+
+
+@pytest.mark.parametrize("status", [400, 412])
+async def test_a_stale_signature_known_only_by_its_category_is_resolved_like_a_409(
+    emulator: EmulatorProcess, alloy: AlloyClient, status: int
+) -> None:
+    """Alloy does not document the status of a stale signature: the category alone must be enough."""
+    item = await alloy.create_item(JOBS, {TITLE: "Original title", STATUS: "Queued"})
+    ours = await alloy.get_item(item.itemId)
+    await asyncio.to_thread(emulator.edit_item, item.itemId, {TITLE: "Title the user typed"})
+    # The error then carries the category ItemSignatureMismatch, an unrelated error code, that status.
+    emulator.set_faults(signature_mismatch_status=status, signature_mismatch_error_code="E1042")
+
+    updated = await alloy.update_owned(item.itemId, {STATUS: "Running"}, signature=ours.signature)
+
+    assert updated.value(TITLE) == "Title the user typed" and updated.value(STATUS) == "Running"
+    stats = emulator.stats()
+    assert _count(stats, "write", str(status)) == 1  # the stale edit, not retried as it stood
+    assert _count(stats, "write", "409") == 0
 
 
 async def test_update_owned_reads_first_and_gives_up_after_max_conflicts(
@@ -228,6 +298,80 @@ async def test_concurrent_owned_updates_and_user_edits_converge(
     assert stored[TITLE] == "t5"
     assert stored[RUN_COUNT] == 5
     assert stored[STATUS] == "Queued"
+
+
+# --- designs ---------------------------------------------------------------------------------
+
+HEX24 = re.compile(r"_[0-9a-f]{24}$")
+
+
+async def test_create_a_design_and_add_attributes_with_each_returned_signature(
+    emulator: EmulatorProcess, alloy: AlloyClient
+) -> None:
+    design = await alloy.create_design("Pump stations")
+    assert design.code.startswith("designs_pumpStations_") and HEX24.search(design.code)
+    assert design.name == "Pump stations" and design.signature
+    assert design.attribute(TITLE) is not None  # every design carries Alloy's items interface
+
+    status = NewAttribute("Status", "String", attribute_options("String", max_length=20))
+    added = await alloy.add_design_attribute(design.code, status, design.signature)
+    assert HEX24.search(added.attribute_code) and added.attribute_code.startswith("attributes_pumpStations")
+    assert added.design is not None and added.design.signature != design.signature
+    runs = NewAttribute("Run count", "Number", attribute_options("Number"))
+    second = await alloy.add_design_attribute(design.code, runs, added.design.signature)
+
+    read = await alloy.get_design(design.code)
+    assert second.design is not None and read.signature == second.design.signature
+    status_attribute = read.attribute(added.attribute_code)
+    assert status_attribute is not None
+    assert (status_attribute.name, status_attribute.type, status_attribute.max_length) == (
+        "Status",
+        "String",
+        20,
+    )
+    run_count = read.attribute(second.attribute_code)
+    assert run_count is not None and run_count.type == "Number" and run_count.options.decimalPlaces == 0
+
+    listed = await alloy.list_designs("pump STATIONS")
+    assert [found.code for found in listed] == [design.code]
+    assert await alloy.list_designs("no design has this name") == []
+
+
+@pytest.mark.parametrize("status", [409, 400])
+async def test_a_stale_design_signature_is_refused_and_known_by_its_category(
+    emulator: EmulatorProcess, alloy: AlloyClient, status: int
+) -> None:
+    emulator.set_faults(signature_mismatch_status=status, signature_mismatch_error_code="E77")
+    design = await alloy.create_design("Culverts")
+    first = NewAttribute("Depth", "Number", attribute_options("Number"))
+    await alloy.add_design_attribute(design.code, first, design.signature)
+
+    second = NewAttribute("Notes", "String", attribute_options("String", max_length=100))
+    with pytest.raises(AlloyError) as stale:
+        await alloy.add_design_attribute(design.code, second, design.signature)  # the old signature
+    assert stale.value.is_design_signature_mismatch and stale.value.status == status
+    assert not stale.value.is_retryable and not stale.value.is_signature_mismatch
+    assert "design was edited" in str(stale.value)
+    assert _count(emulator.stats(), "write", str(status)) == 1  # refused once, never repeated
+
+
+async def test_a_missing_design_is_not_found(emulator: EmulatorProcess, alloy: AlloyClient) -> None:
+    with pytest.raises(AlloyError) as missing:
+        await alloy.get_design("designs_noSuchThing_65a1b2c3d4e5f60718293a4b")
+    assert missing.value.is_not_found and "no such design" in str(missing.value)
+
+
+async def test_query_pages_carry_the_emulators_clock(emulator: EmulatorProcess, alloy: AlloyClient) -> None:
+    emulator.bulk_create([_draft(JOBS, **{TITLE: f"job {n}"}) for n in range(5)])
+    before = datetime.now(UTC).replace(microsecond=0)
+    pages = [page async for page in alloy.query_pages(aqs.query(JOBS), page_size=2)]
+    after = datetime.now(UTC)
+
+    assert [len(page.items) for page in pages] == [2, 2, 1]
+    for page in pages:
+        assert page.server_time is not None and page.server_time.tzinfo is not None
+        assert before - timedelta(seconds=1) <= page.server_time <= after  # the Date header: whole seconds
+    assert alloy.last_server_time == pages[-1].server_time
 
 
 # --- rate limits -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from alloysync.alloy.errors import AlloyError, error_from_response, network_erro
 from tests.alloy.strategies import json_values
 
 NEW_SHAPE = {
-    "category": "Conflict",
+    "category": "ItemSignatureMismatch",
     "errorCode": "ItemSignatureMismatch",
     "message": "the item was edited since it was read",
     "httpStatusCode": 409,
@@ -39,7 +39,7 @@ def test_new_shape() -> None:
     error = error_from_response(409, _json(NEW_SHAPE), "application/json; charset=utf-8")
 
     assert error.status == 409
-    assert error.category == "Conflict"
+    assert error.category == "ItemSignatureMismatch"
     assert error.code == "ItemSignatureMismatch"
     assert error.error_data == {"itemId": "abc"}
     assert "the item was edited since it was read" in error.message
@@ -173,3 +173,104 @@ def test_error_like_objects_never_crash(status: int, document: dict[str, Any]) -
         and not isinstance(document.get("errorCode"), str)
     ):
         assert error.code == code_string.strip()
+
+
+# --- classification by Alloy's category ----------------------------------------------------
+
+# Statuses a category may come with: Alloy does not document the status of every reason.
+ANY_STATUS = [400, 403, 404, 409, 412, 422, 500, 503]
+
+
+def _category_only(status: int, category: str) -> AlloyError:
+    """An error whose body names only the category: no errorCode, no message."""
+    return error_from_response(status, _json({"category": category}), "application/json")
+
+
+@pytest.mark.parametrize("status", ANY_STATUS)
+def test_a_stale_signature_is_known_by_its_category_alone(status: int) -> None:
+    error = _category_only(status, "ItemSignatureMismatch")
+    assert error.is_signature_mismatch
+    assert not error.is_retryable  # the same request would fail the same way: re-read instead
+    assert "edited by someone else" in error.message
+
+
+@pytest.mark.parametrize("status", ANY_STATUS)
+def test_not_found_rate_limited_and_unauthorized_by_category_alone(status: int) -> None:
+    for category in ("ItemNotFound", "DesignNotFound"):
+        assert _category_only(status, category).is_not_found, category
+    limited = _category_only(status, "RateLimited")
+    assert limited.is_rate_limited and limited.is_retryable
+    assert "rate limit" in limited.message
+    unauthorized = _category_only(status, "UserUnauthorized")
+    assert unauthorized.is_unauthorized and not unauthorized.is_retryable
+    assert "ALLOYSYNC_ALLOY_TOKEN" in unauthorized.message
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 500])
+def test_categories_say_what_statuses_cannot(status: int) -> None:
+    """A category that names another reason is not mistaken for the one its status suggests."""
+    for category in ("BadRequest", "DodiAttributeNotFound", "DodiAttributeLinkItemNotFound"):
+        error = _category_only(status, category)
+        assert not error.is_not_found and not error.is_signature_mismatch, (category, status)
+        assert not error.is_rate_limited and not error.is_unauthorized
+        assert not error.is_retryable
+    design_stale = _category_only(status, "DesignSignatureMismatch")
+    assert design_stale.is_design_signature_mismatch and not design_stale.is_signature_mismatch
+
+
+@pytest.mark.parametrize("category", ["SystemUnderMaintenance", "InternalError", "RequestTimeout"])
+@pytest.mark.parametrize("status", [400, 500, 503])
+def test_transient_categories_are_retryable_at_any_status(category: str, status: int) -> None:
+    error = _category_only(status, category)
+    assert error.is_retryable
+    assert not (error.is_signature_mismatch or error.is_not_found or error.is_unauthorized)
+
+
+def test_forbidden_categories_name_the_users_role() -> None:
+    for status, category in ((403, "DesignCreateForbidden"), (400, "ItemEditForbidden"), (403, "")):
+        error = error_from_response(status, _json({"category": category, "message": "no"}), None)
+        assert error.is_forbidden and not error.is_unauthorized and not error.is_retryable
+        assert "role" in error.message and "user" in error.message
+
+
+def test_the_statuses_still_count_without_a_category() -> None:
+    assert error_from_response(409, b"{}", None).is_signature_mismatch
+    assert error_from_response(404, b"", None).is_not_found
+    assert error_from_response(429, b"", None).is_rate_limited
+    assert error_from_response(401, b"", None).is_unauthorized
+    assert error_from_response(502, b"", None).is_retryable
+
+
+def test_the_error_code_alone_counts_as_the_category_does() -> None:
+    """Older bodies carry the reason as the error code, under errorCode or errorCodeString."""
+    assert error_from_response(500, _json({"errorCode": "ItemSignatureMismatch"}), None).is_signature_mismatch
+    old = {"errorCode": 7, "errorCodeString": "ItemNotFound", "debugErrorMessage": "gone"}
+    error = error_from_response(400, _json(old), None)
+    assert error.is_not_found and "gone" in error.message
+    assert error_from_response(400, _json({"errorCodeString": "RateLimited"}), None).is_rate_limited
+
+
+def test_messages_name_the_category_and_the_code() -> None:
+    body = {"category": "BadRequest", "errorCode": "AttributeTypeMismatch", "message": "Status: not a string"}
+    error = error_from_response(400, _json(body), "application/json")
+    assert "HTTP 400 BadRequest/AttributeTypeMismatch" in error.message
+    assert "rejected the request as invalid" in error.message and "Status: not a string" in error.message
+    same = error_from_response(409, _json(NEW_SHAPE), None)
+    assert "(HTTP 409 ItemSignatureMismatch)" in same.message  # named once when both say the same
+    maintenance = _category_only(503, "SystemUnderMaintenance")
+    assert "maintenance" in maintenance.message
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"category": 12, "errorCode": None},
+        {"category": ["ItemNotFound"], "message": {"nested": True}},
+        {"category": "", "errorCode": "", "message": ""},
+        {"category": "SomethingAlloyAddsNext", "httpStatusCode": "teapot"},
+    ],
+)
+def test_unknown_category_shapes_never_crash(document: dict[str, Any]) -> None:
+    error = error_from_response(418, _json(document), "application/json")
+    assert error.message and error.status == 418
+    assert not (error.is_signature_mismatch or error.is_not_found or error.is_retryable)

@@ -1,16 +1,48 @@
 """A definition runs once per version; alloysync's own write-back never triggers a run; RunRequested
-runs exactly once more and is reset."""
+runs exactly once more and is reset — against the emulator's real-Alloy default (items carry no
+lastEditDate) and, once, with `--item-dates` (nothing may depend on them either way)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from tests.support.system import System
+import pytest
+
+from alloysync.redis_server import RedisServer
+from tests.support.emulator import EmulatorProcess
+from tests.support.system import System, system_fixture
 
 QUIET = 3.0  # six poll intervals
 
 
+@pytest.fixture
+def dated_system(tmp_path: Path, redis_server: RedisServer) -> Iterator[System]:
+    """A system whose emulator adds lastEditDate/createdDate to items (`--item-dates`)."""
+    emulator = EmulatorProcess(tmp_path / "emulator", item_dates=True)
+    emulator.start()
+    try:
+        yield from system_fixture(tmp_path, redis_server, emulator)
+    finally:
+        emulator.stop()
+
+
 def test_once_per_definition_own_writes_ignored_and_run_requested_once(system: System) -> None:
+    assert "lastEditDate" not in system.emulator.get_item(
+        system.create_job("probe", "tests.record", enabled=False)
+    )
+    once_per_definition_own_writes_ignored_and_run_requested_once(system)
+
+
+def test_the_same_with_item_dates(dated_system: System) -> None:
+    assert "lastEditDate" in dated_system.emulator.get_item(
+        dated_system.create_job("probe", "tests.record", enabled=False)
+    )
+    once_per_definition_own_writes_ignored_and_run_requested_once(dated_system)
+
+
+def once_per_definition_own_writes_ignored_and_run_requested_once(system: System) -> None:
     system.start_serve()
     system.start_worker()
     item = system.create_job("counter", "tests.record", params={"label": "v1"})

@@ -1,7 +1,9 @@
-"""Fixtures for the emulator tests: one shared emulator subprocess, restored to defaults per test.
+"""Fixtures for the emulator tests: shared emulator subprocesses, restored to defaults per test.
 
 Starting a process costs about half a second, so tests that do not need a process of their own
-share one; `restore_defaults` gives each test an empty emulator with default limits and no faults.
+share one; `restore_defaults` gives each test an emulator holding only the jobs design (seed
+`none`), with default limits and no faults. `emu` sends items as real Alloy does (no item dates);
+`emu_dated` is started with `--item-dates`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,23 @@ def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulat
     process.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_dated_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    process = EmulatorProcess(tmp_path_factory.mktemp("shared-dated-emulator"), item_dates=True)
+    process.start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture
 def emu(shared_emulator: EmulatorProcess) -> EmulatorProcess:
-    """The shared emulator, empty, with Alloy's default rate limits and no faults."""
+    """The shared emulator: the jobs design and no items, Alloy's default rate limits, no faults."""
     shared_emulator.restore_defaults()
     return shared_emulator
+
+
+@pytest.fixture
+def emu_dated(shared_dated_emulator: EmulatorProcess) -> EmulatorProcess:
+    """Like `emu`, but items carry lastEditDate and createdDate (`--item-dates`)."""
+    shared_dated_emulator.restore_defaults()
+    return shared_dated_emulator

@@ -1,7 +1,11 @@
-"""AQS queries: filters, attribute selection, sorting, paging and malformed queries."""
+"""AQS queries: filters, attribute selection, sorting, paging, malformed queries, and queries held
+against the designs. Items carry no dates (as from real Alloy), yet the `lastEditDate` and
+`createdDate` item properties filter and sort."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from tests.emulator.aqs_nodes import (
     node,
     query,
 )
+from tests.emulator.designs import OTHER, define_other
 from tests.support.emulator import EmulatorProcess
 
 TITLE = "attributes_itemsTitle"
@@ -37,6 +42,7 @@ def _titles(emu: EmulatorProcess, aqs: dict[str, Any], **paging: int) -> list[st
 @pytest.fixture
 def jobs(emu: EmulatorProcess) -> list[dict[str, Any]]:
     """Four job records and one item of another design."""
+    define_other(emu)
     rows = [
         ("alpha", True, 3, "2024-07-01T00:00:00.000Z"),
         ("bravo", False, 1, "2024-07-02T00:00:00.000Z"),
@@ -52,14 +58,13 @@ def jobs(emu: EmulatorProcess) -> list[dict[str, Any]]:
         items.append(
             {"designCode": JOBS, "attributes": [{"attributeCode": c, "value": v} for c, v in values.items()]}
         )
-    items.append({"designCode": "designs_other", "attributes": [{"attributeCode": TITLE, "value": "other"}]})
+    items.append({"designCode": OTHER, "attributes": [{"attributeCode": TITLE, "value": "other"}]})
     return emu.bulk_create(items)
 
 
 def test_the_design_selects_the_items(emu: EmulatorProcess, jobs: list[dict[str, Any]]) -> None:
     assert sorted(_titles(emu, query(JOBS))) == ["alpha", "bravo", "charlie", "delta"]
-    assert _titles(emu, query("designs_other")) == ["other"]
-    assert _titles(emu, query("designs_unknown")) == []
+    assert _titles(emu, query(OTHER)) == ["other"]
 
 
 def test_equals_on_strings_booleans_and_numbers(emu: EmulatorProcess, jobs: list[dict[str, Any]]) -> None:
@@ -109,8 +114,17 @@ def test_and_or(emu: EmulatorProcess, jobs: list[dict[str, Any]]) -> None:
     assert sorted(_titles(emu, query(JOBS, nested))) == ["alpha", "delta"]
 
 
+def _now_text() -> str:
+    """The current time in Alloy's format, a little after everything done so far."""
+    time.sleep(0.01)
+    moment = datetime.now(UTC)
+    time.sleep(0.01)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def test_last_edit_date_filter_finds_edited_items(emu: EmulatorProcess, jobs: list[dict[str, Any]]) -> None:
-    cursor = max(item["lastEditDate"] for item in jobs)
+    assert all("lastEditDate" not in item for item in jobs)
+    cursor = _now_text()  # a client's own clock: the items carry no dates
     newer = greater_than(item_property("lastEditDate"), literal("DateTime", cursor))
     assert _titles(emu, query(JOBS, newer)) == []
     emu.edit_item(jobs[1]["itemId"], {COUNT: 10})
@@ -220,4 +234,60 @@ def test_malformed_aqs_is_a_400_with_a_clear_message(emu: EmulatorProcess, body:
     status, payload = emu.request("POST", "/api/aqs/query", body)
     assert status == 400, payload
     assert payload["httpStatusCode"] == 400
+    assert payload["category"] == "AqsInvalidQuery"
     assert fragment in payload["message"], payload["message"]
+
+
+def test_the_dated_emulator_filters_by_the_dates_it_sends(emu_dated: EmulatorProcess) -> None:
+    created = emu_dated.bulk_create(
+        [{"designCode": JOBS, "attributes": [{"attributeCode": TITLE, "value": t}]} for t in ("a", "b")]
+    )
+    cursor = max(item["lastEditDate"] for item in created)
+    newer = greater_than(item_property("lastEditDate"), literal("DateTime", cursor))
+    assert _titles(emu_dated, query(JOBS, newer)) == []
+    edited = emu_dated.edit_item(created[0]["itemId"], {COUNT: 1})
+    assert edited["lastEditDate"] > cursor
+    assert _titles(emu_dated, query(JOBS, newer)) == ["a"]
+
+
+def test_results_carry_signature_collection_title_and_no_dates(
+    emu: EmulatorProcess, jobs: list[dict[str, Any]]
+) -> None:
+    status, body = emu.query(query(JOBS, equals(attribute(TITLE), literal("String", "alpha"))))
+    assert status == 200
+    (item,) = body["results"]
+    assert item["signature"] == jobs[0]["signature"]
+    assert item["collection"] == "Live"
+    assert item["title"] == "alpha"
+    assert "lastEditDate" not in item and "createdDate" not in item
+
+
+def test_a_query_of_an_unknown_design_is_refused(emu: EmulatorProcess) -> None:
+    status, body = emu.query(query("designs_unknown"))
+    assert (status, body["category"]) == (400, "DodiNotFound")
+    assert "designs_unknown" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "aqs",
+    [
+        query(JOBS, equals(attribute("attributes_nope"), literal("String", "x"))),
+        query(JOBS, sort={"attributeCode": "attributes_nope", "sortOrder": "Ascending"}),
+        query(JOBS, attributes=[TITLE, "attributes_nope"]),
+    ],
+    ids=["filter", "sort", "selection"],
+)
+def test_a_query_naming_an_attribute_the_design_lacks_is_refused(
+    emu: EmulatorProcess, aqs: dict[str, Any]
+) -> None:
+    status, body = emu.query(aqs)
+    assert (status, body["category"]) == (400, "AqsInvalidQuery")
+    assert "attributes_nope" in body["message"]
+
+
+def test_interface_attributes_can_be_queried_on_every_design(emu: EmulatorProcess) -> None:
+    define_other(emu)
+    status, body = emu.query(
+        query(OTHER, equals(attribute("attributes_itemsSubtitle"), literal("String", "x")))
+    )
+    assert (status, body["results"]) == (200, [])

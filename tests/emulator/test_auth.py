@@ -80,6 +80,6 @@ def test_an_empty_token_setting_exits_2_with_a_hint(tmp_path: object) -> None:
 
 
 def test_the_token_never_reaches_the_log(emu: EmulatorProcess) -> None:
-    emu.create_item("designs_other", {})
+    emu.create_item("designs_alloysyncJobs", {})
     emu.request("GET", f"/api/item/{'0' * 24}")
     assert emu.token not in emu.read_log()

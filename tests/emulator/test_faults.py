@@ -1,4 +1,5 @@
-"""Fault knobs: latency, injected 500s and HTML 502s, and the down modes (503 and connection reset)."""
+"""Fault knobs: latency, injected 500s and HTML 502s, the down modes (503 and connection reset), and
+the status and errorCode of stale-signature errors."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_error_rate_one_answers_500_with_an_alloy_body(emu: EmulatorProcess) -> 
         status, body = emu.query(query(JOBS))
         assert status == 500
         assert body["httpStatusCode"] == 500
+        assert body["category"] == "InternalError"
         assert body["errorCode"]
     assert emu.stats()["query"] == {"500": 3}
 
@@ -49,7 +51,7 @@ def test_a_partial_error_rate_fails_some_requests(emu: EmulatorProcess) -> None:
 def test_down_503(emu: EmulatorProcess) -> None:
     emu.set_faults(down=True)
     status, body = emu.query(query(JOBS))
-    assert (status, body["errorCode"], body["httpStatusCode"]) == (503, "ServiceUnavailable", 503)
+    assert (status, body["category"], body["httpStatusCode"]) == (503, "SystemUnderMaintenance", 503)
     assert emu.request("GET", "/v1/bpi/currentprice.json", auth=False)[0] == 503
     assert emu.admin("GET", "faults")["down"] is True  # admin is never down
     assert emu.request("GET", "/_emulator/health", auth=False)[0] == 200
@@ -69,7 +71,16 @@ async def test_down_reset_closes_the_connection_without_an_answer(emu: EmulatorP
 
 
 def test_bad_fault_settings_are_refused(emu: EmulatorProcess) -> None:
-    for body in ({"error_rate": 2}, {"latency_ms": -1}, {"down": "yes"}, {"down_mode": "off"}, {"chaos": 1}):
+    for body in (
+        {"error_rate": 2},
+        {"latency_ms": -1},
+        {"down": "yes"},
+        {"down_mode": "off"},
+        {"chaos": 1},
+        {"signature_mismatch_status": 200},
+        {"signature_mismatch_status": "400"},
+        {"signature_mismatch_error_code": 5},
+    ):
         status, payload = emu.request("PUT", "/_emulator/faults", body)
         assert status == 400, body
         assert payload["message"]
@@ -96,4 +107,54 @@ def test_faults_read_back(emu: EmulatorProcess) -> None:
         "html_error_share": 0.2,
         "down": False,
         "down_mode": "reset",
+        "signature_mismatch_status": 409,
+        "signature_mismatch_error_code": None,
     }
+
+
+def _stale_edit(emu: EmulatorProcess) -> tuple[int, dict[str, object]]:
+    item = emu.create_item(JOBS, {"attributes_itemsTitle": "job"})
+    emu.edit_item(item["itemId"], {"attributes_itemsTitle": "edited by a user"})
+    body = {
+        "signature": item["signature"],
+        "attributes": [{"attributeCode": "attributes_itemsTitle", "value": "ours"}],
+    }
+    status, payload = emu.request("PUT", f"/api/item/{item['itemId']}", body)
+    assert isinstance(payload, dict)
+    return status, payload
+
+
+def test_a_stale_signature_can_be_answered_with_another_status(emu: EmulatorProcess) -> None:
+    assert _stale_edit(emu)[0] == 409  # the default
+    emu.set_faults(signature_mismatch_status=400)
+    status, body = _stale_edit(emu)
+    assert (status, body["httpStatusCode"]) == (400, 400)
+    assert body["category"] == body["errorCode"] == "ItemSignatureMismatch"
+
+
+def test_a_stale_signature_can_carry_only_its_category(emu: EmulatorProcess) -> None:
+    emu.set_faults(signature_mismatch_status=400, signature_mismatch_error_code="E1001")
+    status, body = _stale_edit(emu)
+    assert (status, body["category"], body["errorCode"]) == (400, "ItemSignatureMismatch", "E1001")
+    design = emu.create_design("Faulty")
+    stale = design["metadata"]["signature"]
+    emu.add_attribute(design["code"], "First", {"discriminator": "DodiAttributeOptionsBooleanWebModel"})
+    status, body = emu.request(
+        "POST",
+        f"/api/design/{design['code']}/attribute",
+        {
+            "name": "Second",
+            "options": {"discriminator": "DodiAttributeOptionsJsonWebModel"},
+            "signature": stale,
+        },
+    )
+    assert (status, body["category"], body["errorCode"]) == (400, "DesignSignatureMismatch", "E1001")
+    emu.set_faults(signature_mismatch_status=409, signature_mismatch_error_code=None)
+    status, body = _stale_edit(emu)
+    assert (status, body["errorCode"]) == (409, "ItemSignatureMismatch")
+
+
+def test_other_errors_keep_their_status_under_the_signature_knobs(emu: EmulatorProcess) -> None:
+    emu.set_faults(signature_mismatch_status=400, signature_mismatch_error_code="E1001")
+    status, body = emu.request("GET", f"/api/item/{'0' * 24}")
+    assert (status, body["category"], body["errorCode"]) == (404, "ItemNotFound", "ItemNotFound")

@@ -1,4 +1,7 @@
-"""Items: create, read, partial edit, signatures, delete, attribute types and error bodies."""
+"""Items: create, read, partial edit, signatures, delete, attribute types and error bodies.
+
+Items validated against their design are in `test_item_validation`; designs in `test_designs`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from typing import Any
 import pytest
 
 from tests.emulator.aqs_nodes import JOBS, attribute_values
+from tests.emulator.designs import ANY, OTHER, define_other
 from tests.support.emulator import EmulatorProcess
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ERROR_KEYS = {"category", "errorCode", "message", "httpStatusCode", "errorData"}
+END_OF_TIME = "9999-12-31T23:59:59.999Z"
 
 
 def _attributes(values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -26,31 +31,65 @@ def _put(emu: EmulatorProcess, item_id: str, body: dict[str, Any]) -> tuple[int,
     return emu.request("PUT", f"/api/item/{item_id}", body)
 
 
-def test_create_returns_the_item_in_alloys_shape(emu: EmulatorProcess) -> None:
-    item = emu.create_item(JOBS, {"attributes_itemsTitle": "hello", "attributes_alloysyncJobsEnabled": True})
+def test_create_returns_the_item_in_the_recorded_shape_without_dates(emu: EmulatorProcess) -> None:
+    item = emu.create_item(
+        JOBS,
+        {
+            "attributes_itemsTitle": "hello",
+            "attributes_alloysyncJobsEnabled": True,
+            "attributes_alloysyncJobsStatus": "Queued",
+        },
+    )
     assert HEX24.match(item["itemId"])
     assert HEX24.match(item["signature"])
     assert item["designCode"] == JOBS
     assert item["collection"] == "Live"
+    assert "lastEditDate" not in item and "createdDate" not in item  # as from real Alloy
+    assert item["title"] == "hello"  # the jobs design's title template is the Title
+    assert item["subtitle"] == "Queued"  # ... and its subtitle template the Status
+    assert TIMESTAMP.match(item["start"])
+    assert item["end"] == END_OF_TIME
+    assert item["geometry"] is None
+    assert item["locked"] is False
+    assert item["context"] == "Customer"
+    assert item["icon"].startswith("icon-") and re.fullmatch(r"#[0-9a-f]{6}", item["colour"])
+    assert attribute_values(item) == {
+        "attributes_itemsTitle": "hello",
+        "attributes_alloysyncJobsEnabled": True,
+        "attributes_alloysyncJobsStatus": "Queued",
+    }
+    assert emu.get_item(item["itemId"]) == item
+    edited = emu.edit_item(item["itemId"], {"attributes_alloysyncJobsStatus": "Running"})
+    assert (edited["title"], edited["subtitle"]) == ("hello", "Running")
+    assert edited["start"] == item["start"]
+    assert "lastEditDate" not in edited
+
+
+def test_item_dates_are_sent_with_item_dates(emu_dated: EmulatorProcess) -> None:
+    item = emu_dated.create_item(
+        JOBS, {"attributes_itemsTitle": "hello", "attributes_alloysyncJobsEnabled": True}
+    )
     assert TIMESTAMP.match(item["lastEditDate"])
-    assert item["createdDate"] == item["lastEditDate"]
-    for extra in ("start", "end", "icon", "colour", "locked", "context"):
+    assert item["createdDate"] == item["lastEditDate"] == item["start"]
+    for extra in ("start", "end", "icon", "colour", "locked", "context", "title", "subtitle", "geometry"):
         assert extra in item
     assert attribute_values(item) == {
         "attributes_itemsTitle": "hello",
         "attributes_alloysyncJobsEnabled": True,
     }
-    assert emu.get_item(item["itemId"]) == item
+    assert emu_dated.get_item(item["itemId"]) == item
 
 
 def test_a_single_item_comes_wrapped(emu: EmulatorProcess) -> None:
-    item = emu.create_item("designs_other", {"attributes_x": 1})
+    define_other(emu)
+    item = emu.create_item(OTHER, {ANY: 1})
     status, body = emu.request("GET", f"/api/item/{item['itemId']}")
     assert status == 200
     assert set(body) == {"item"}
 
 
-def test_edit_is_partial_and_changes_signature_and_last_edit_date(emu: EmulatorProcess) -> None:
+def test_edit_is_partial_and_changes_signature_and_last_edit_date(emu_dated: EmulatorProcess) -> None:
+    emu = emu_dated
     item = emu.create_item(JOBS, {"attributes_itemsTitle": "job", "attributes_alloysyncJobsTask": "a.b"})
     signatures = {item["signature"]}
     edit_dates = [item["lastEditDate"]]
@@ -79,8 +118,9 @@ def test_edit_is_partial_and_changes_signature_and_last_edit_date(emu: EmulatorP
 
 
 def test_an_edit_with_the_same_values_still_gets_a_new_signature(emu: EmulatorProcess) -> None:
-    item = emu.create_item("designs_other", {"attributes_x": "same"})
-    edited = emu.edit_item(item["itemId"], {"attributes_x": "same"})
+    define_other(emu)
+    item = emu.create_item(OTHER, {ANY: "same"})
+    edited = emu.edit_item(item["itemId"], {ANY: "same"})
     assert edited["signature"] != item["signature"]
 
 
@@ -93,6 +133,7 @@ def test_a_stale_signature_is_a_409_item_signature_mismatch(emu: EmulatorProcess
         {"signature": item["signature"], "attributes": _attributes({"attributes_itemsTitle": "x"})},
     )
     assert status == 409
+    assert body["category"] == "ItemSignatureMismatch"
     assert body["errorCode"] == "ItemSignatureMismatch"
     assert body["httpStatusCode"] == 409
     assert set(body) == ERROR_KEYS
@@ -103,6 +144,7 @@ def test_an_edit_without_a_signature_is_a_400(emu: EmulatorProcess) -> None:
     item = emu.create_item(JOBS, {"attributes_itemsTitle": "job"})
     status, body = _put(emu, item["itemId"], {"attributes": _attributes({"attributes_itemsTitle": "x"})})
     assert status == 400
+    assert body["category"] == "BadRequest"
     assert "signature" in body["message"]
 
 
@@ -118,17 +160,17 @@ def test_unknown_items_are_404_with_an_alloy_error_body(emu: EmulatorProcess) ->
         status, payload = emu.request(method, f"/api/item/{missing}", body)
         assert status == 404, method
         assert set(payload) == ERROR_KEYS
-        assert payload["errorCode"] == "ItemNotFound"
+        assert payload["category"] == payload["errorCode"] == "ItemNotFound"
         assert payload["httpStatusCode"] == 404
-        assert payload["category"]
         assert missing in payload["message"]
 
 
 def test_delete_with_and_without_signature(emu: EmulatorProcess) -> None:
-    first = emu.create_item("designs_other", {"attributes_x": 1})
-    second = emu.create_item("designs_other", {"attributes_x": 2})
+    define_other(emu)
+    first = emu.create_item(OTHER, {ANY: 1})
+    second = emu.create_item(OTHER, {ANY: 2})
     status, body = emu.request("DELETE", f"/api/item/{first['itemId']}", {"signature": "f" * 24})
-    assert (status, body["errorCode"]) == (409, "ItemSignatureMismatch")
+    assert (status, body["category"]) == (409, "ItemSignatureMismatch")
     assert emu.request("DELETE", f"/api/item/{first['itemId']}", {"signature": first["signature"]})[0] == 200
     assert emu.request("DELETE", f"/api/item/{second['itemId']}")[0] == 200
     assert emu.request("GET", f"/api/item/{first['itemId']}")[0] == 404
@@ -153,13 +195,15 @@ def test_wrongly_typed_job_attributes_are_a_400(emu: EmulatorProcess, code: str,
         "POST", "/api/item", {"designCode": JOBS, "attributes": _attributes({code: value})}
     )
     assert status == 400
-    assert body["errorCode"] == "AttributeValueInvalid"
+    assert body["category"] == "DodiAttributeTypeViolated"
     assert code in body["message"]
+    assert body["errorData"]["attributeCode"] == code
     item = emu.create_item(JOBS, {"attributes_itemsTitle": "ok"})
     status, body = _put(
         emu, item["itemId"], {"signature": item["signature"], "attributes": _attributes({code: value})}
     )
     assert status == 400
+    assert body["category"] == "DodiAttributeTypeViolated"
     assert code in body["message"]
 
 
@@ -179,15 +223,10 @@ def test_typed_values_are_accepted_and_datetimes_normalised(emu: EmulatorProcess
     assert stored["attributes_alloysyncJobsNextRun"] == "2024-07-02T00:00:00.123Z"
 
 
-def test_other_designs_accept_any_values_including_links(emu: EmulatorProcess) -> None:
-    linked = emu.create_item("designs_other", {"attributes_x": "target"})
-    values = {
-        "attributes_text": 5,
-        "attributes_flag": "yes",
-        "attributes_link": [linked["itemId"]],
-        "attributes_j": {},
-    }
-    assert attribute_values(emu.create_item("designs_other", values)) == values
+def test_a_json_attribute_takes_any_json_value(emu: EmulatorProcess) -> None:
+    define_other(emu)
+    for value in (5, "text", [1, "two"], {"nested": {"a": None}}, True):
+        assert attribute_values(emu.create_item(OTHER, {ANY: value})) == {ANY: value}
 
 
 @pytest.mark.parametrize(
@@ -212,6 +251,7 @@ def test_malformed_create_requests_are_a_400_saying_what_is_wrong(
         urllib.request.urlopen(request, timeout=10)  # noqa: S310
     payload = json.loads(raised.value.read())
     assert raised.value.code == 400
+    assert payload["category"] == "BadRequest"
     assert fragment in payload["message"]
     assert raised.value.headers["Content-Type"].startswith("application/json")
 
@@ -220,13 +260,16 @@ def test_unknown_endpoints_answer_with_an_alloy_error_body(emu: EmulatorProcess)
     status, body = emu.request("GET", "/api/nothing-here")
     assert status == 404
     assert set(body) == ERROR_KEYS
+    assert body["category"] == "BadRequest"
     status, body = emu.request("PATCH", f"/api/item/{'0' * 24}", {})
     assert status == 405
     assert set(body) == ERROR_KEYS
+    assert body["category"] == "BadRequest"
 
 
-def test_edit_dates_increase_even_within_one_millisecond(emu: EmulatorProcess) -> None:
-    created = emu.bulk_create([{"designCode": "designs_other", "attributes": []} for _ in range(50)])
+def test_edit_dates_increase_even_within_one_millisecond(emu_dated: EmulatorProcess) -> None:
+    emu = emu_dated
+    created = emu.bulk_create([{"designCode": JOBS, "attributes": []} for _ in range(50)])
     dates = [item["lastEditDate"] for item in created]
     assert dates == sorted(dates)
     assert len(set(dates)) == len(dates)

@@ -1,4 +1,4 @@
-"""`--state FILE`: items survive a restart (clean stop or kill), and many creates stay fast."""
+"""`--state FILE`: designs and items survive a restart (clean stop or kill), and many creates stay fast."""
 
 from __future__ import annotations
 
@@ -6,23 +6,26 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from tests.emulator.aqs_nodes import JOBS, attribute_values, query
+from tests.emulator.designs import OTHER, define_other
 from tests.support.emulator import EmulatorProcess
 
 
 def test_items_survive_a_clean_restart(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    process = EmulatorProcess(tmp_path, state_file=state)
+    process = EmulatorProcess(tmp_path, state_file=state, item_dates=True)
     process.start()
     try:
+        define_other(process)
         item = process.create_item(
             JOBS, {"attributes_itemsTitle": "kept", "attributes_alloysyncJobsParams": {"a": [1]}}
         )
         edited = process.edit_item(item["itemId"], {"attributes_alloysyncJobsStatus": "Queued"})
-        gone = process.create_item("designs_other", {})
+        gone = process.create_item(OTHER, {})
         assert process.request("DELETE", f"/api/item/{gone['itemId']}")[0] == 200
     finally:
         process.stop()  # SIGTERM: flushes the state file
@@ -31,7 +34,7 @@ def test_items_survive_a_clean_restart(tmp_path: Path) -> None:
     process.start()
     try:
         assert process.get_item(item["itemId"]) == edited  # same signature, dates and values
-        status, body = process.query(query("designs_other"))
+        status, body = process.query(query(OTHER))
         assert (status, body["results"]) == (200, [])
         again = process.edit_item(item["itemId"], {"attributes_alloysyncJobsStatus": "Running"})
         assert again["lastEditDate"] > edited["lastEditDate"]
@@ -112,3 +115,60 @@ def test_a_corrupt_state_file_is_not_overwritten(tmp_path: Path) -> None:
         process.stop()
         raise AssertionError("the emulator started on a corrupt state file")
     assert state.read_text() == "{ this is not json"
+
+
+def test_designs_survive_a_restart_with_their_codes_and_signatures(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    process = EmulatorProcess(tmp_path, seed="empty", state_file=state)
+    process.start()
+    try:
+        design = process.create_design("Kept things", title="{{attributes_itemsTitle}}")
+        code = process.add_attribute(
+            design["code"],
+            "Size",
+            {"decimalPlaces": 1, "max": 10, "discriminator": "DodiAttributeOptionsNumberWebModel"},
+        )
+        before = process.get_design(design["code"])
+        item = process.create_item(design["code"], {"attributes_itemsTitle": "box", code: 2.5})
+    finally:
+        process.stop()
+    process.start()
+    try:
+        assert process.get_design(design["code"]) == before
+        assert process.get_item(item["itemId"]) == item
+        assert process.request("GET", "/api/design/designs_alloysyncJobs")[0] == 404  # no seed over a state
+        status, body = process.request(
+            "POST",
+            "/api/item",
+            {"designCode": design["code"], "attributes": [{"attributeCode": code, "value": 11}]},
+        )
+        assert (status, body["category"]) == (400, "DodiAttributeOptionConstraintViolated")
+        process.add_attribute(
+            design["code"], "Colour", {"discriminator": "DodiAttributeOptionsStringWebModel"}
+        )
+    finally:
+        process.stop()
+
+
+def test_a_version_1_state_file_loads_with_the_jobs_design(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    item_id = "0123456789abcdef01234567"
+    item: dict[str, Any] = {
+        "itemId": item_id,
+        "designCode": JOBS,
+        "collection": "Live",
+        "attributes": [{"attributeCode": "attributes_itemsTitle", "value": "from version 1"}],
+        "signature": "89abcdef0123456789abcdef",
+        "lastEditDate": "2024-07-02T10:00:00.000Z",
+        "createdDate": "2024-07-01T10:00:00.000Z",
+    }
+    state.write_text(json.dumps({"format": "alloysync-emulator-state", "version": 1, "items": [item]}))
+    process = EmulatorProcess(tmp_path, state_file=state, item_dates=True)
+    process.start()
+    try:
+        loaded = process.get_item(item_id)
+        assert (loaded["lastEditDate"], loaded["title"]) == ("2024-07-02T10:00:00.000Z", "from version 1")
+        assert process.get_design(JOBS)["code"] == JOBS
+    finally:
+        process.stop()
+    assert json.loads(state.read_text())["version"] == 2

@@ -1,7 +1,9 @@
-"""The emulator process: the start line, and a clean exit on SIGTERM."""
+"""The emulator process: the start line, a clean exit on SIGTERM, and its --help."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.emulator import EmulatorProcess
@@ -20,3 +22,20 @@ def test_prints_where_it_listens_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     ]
     assert len(start_lines) == 1
     assert f"http://127.0.0.1:{process.port}" in start_lines[0]
+
+
+def test_help_names_the_seeds_and_item_dates() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alloysync", "emulator", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for fragment in ("demo,none,empty", "--item-dates", "new tenant", "/api/design", "--state FILE"):
+        assert fragment in text, fragment
+
+
+def test_the_start_line_says_whether_items_carry_dates(tmp_path: Path) -> None:
+    process = EmulatorProcess(tmp_path, item_dates=True, seed="empty")
+    process.start()
+    process.stop()
+    assert "seed: empty" in process.read_log() and "item dates: on" in process.read_log()

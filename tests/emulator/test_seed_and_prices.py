@@ -1,10 +1,14 @@
-"""The demo seed's job records, and the CoinDesk-shaped price feed."""
+"""The seeds (the jobs design of `none` and `demo`, the demo's job records, the new tenant of `empty`),
+and the CoinDesk-shaped price feed."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from alloysync.job_design import JOB_ATTRIBUTES, AttributeType
+from alloysync.settings import Settings
 from tests.emulator.aqs_nodes import JOBS, attribute_values, query
 from tests.support.emulator import EmulatorProcess
 
@@ -86,6 +90,93 @@ def test_reset_drops_items_and_counters(emu: EmulatorProcess) -> None:
     assert emu.query(query(JOBS))[1]["results"] == []
     status, _ = emu.request("POST", "/_emulator/reset", {"seed": "everything"})
     assert status == 400
+
+
+def test_the_jobs_design_has_every_job_attribute_under_the_default_codes(emu: EmulatorProcess) -> None:
+    design = emu.get_design(JOBS)
+    assert (design["code"], design["name"]) == (JOBS, "alloysync jobs")
+    by_code = {attribute["code"]: attribute for attribute in design["attributes"]}
+    codes = Settings().attributes
+    for job_attribute in JOB_ATTRIBUTES:
+        code = getattr(codes, job_attribute.field)
+        attribute = by_code[code]
+        assert attribute["type"] == str(job_attribute.type), code
+        if code == "attributes_itemsTitle":
+            assert (attribute["parent"], attribute["context"]) == ("designInterfaces_items", "Core")
+            continue
+        assert attribute["name"] == job_attribute.name
+        assert (attribute["parent"], attribute["context"]) == (JOBS, "Customer")
+        if job_attribute.type is AttributeType.STRING:
+            assert attribute["options"]["max"] == job_attribute.max_length, code
+    assert len(by_code) == len(JOB_ATTRIBUTES) + 2  # and the interface's Subtitle and Geometry
+    assert design["dodiTitle"]["value"] == "{{attributes_itemsTitle}}"
+    assert design["dodiSubtitle"]["value"] == "{{attributes_alloysyncJobsStatus}}"
+
+
+def test_the_jobs_design_follows_the_code_settings(tmp_path: Path) -> None:
+    process = EmulatorProcess(
+        tmp_path,
+        seed="demo",
+        extra_env={
+            "ALLOYSYNC_JOBS_DESIGN": "designs_myJobs_0123456789abcdef01234567",
+            "ALLOYSYNC_ATTRIBUTES__STATUS": "attributes_myJobsStatus",
+            "ALLOYSYNC_ATTRIBUTES__TITLE": "attributes_myJobsTitle",
+        },
+    )
+    process.start()
+    try:
+        design = process.get_design("designs_myJobs_0123456789abcdef01234567")
+        codes = {attribute["code"] for attribute in design["attributes"]}
+        assert {"attributes_myJobsStatus", "attributes_myJobsTitle", "attributes_alloysyncJobsTask"} <= codes
+        assert "attributes_alloysyncJobsStatus" not in codes
+        status, body = process.query(query("designs_myJobs_0123456789abcdef01234567"))
+        assert status == 200
+        titles = sorted(item["title"] for item in body["results"])
+        assert len(titles) == 5 and "BTC prices every minute" in titles
+        assert process.request("GET", f"/api/design/{JOBS}")[0] == 404
+    finally:
+        process.stop()
+
+
+def _assert_no_jobs_design(emu: EmulatorProcess) -> None:
+    status, body = emu.request("GET", f"/api/design/{JOBS}")
+    assert (status, body["category"]) == (404, "DesignNotFound")
+    status, body = emu.query(query(JOBS))
+    assert (status, body["category"]) == (400, "DodiNotFound")
+    status, body = emu.request("POST", "/api/item", {"designCode": JOBS, "attributes": []})
+    assert (status, body["category"]) == (400, "DesignNotFound")
+    assert JOBS in body["message"]
+
+
+def test_reset_to_empty_drops_the_jobs_design(emu: EmulatorProcess) -> None:
+    emu.reset("empty")
+    _assert_no_jobs_design(emu)
+    assert emu.admin("GET", "designs") == {"designs": []}
+    emu.reset("none")
+    assert emu.get_design(JOBS)["code"] == JOBS
+
+
+def test_seed_empty_is_a_new_tenant_where_designs_are_made_through_the_api(tmp_path: Path) -> None:
+    process = EmulatorProcess(tmp_path, seed="empty")
+    process.start()
+    try:
+        _assert_no_jobs_design(process)
+        design = process.create_design("alloysync jobs", title="{{attributes_itemsTitle}}")
+        code = design["code"]
+        assert re.fullmatch(r"designs_alloysyncJobs_[0-9a-f]{24}", code)
+        status_code = process.add_attribute(
+            code, "Status", {"max": 20, "discriminator": "DodiAttributeOptionsStringWebModel"}
+        )
+        assert re.fullmatch(r"attributes_alloysyncJobsStatus_[0-9a-f]{24}", status_code)
+        item = process.create_item(code, {"attributes_itemsTitle": "first", status_code: "Queued"})
+        assert item["title"] == "first"
+        status, body = process.query(query(code))
+        assert status == 200
+        assert [attribute_values(found) for found in body["results"]] == [
+            {"attributes_itemsTitle": "first", status_code: "Queued"}
+        ]
+    finally:
+        process.stop()
 
 
 def test_price_feed_shape(emu: EmulatorProcess) -> None:

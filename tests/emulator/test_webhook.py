@@ -13,6 +13,7 @@ from aiohttp import web
 
 from alloysync.redis_server import free_port
 from tests.emulator.aqs_nodes import JOBS
+from tests.emulator.designs import OTHER, define_other
 from tests.support.emulator import EmulatorProcess
 
 
@@ -92,7 +93,8 @@ async def test_create_and_update_call_out_with_the_configured_headers(
 
 async def test_only_matching_designs_call_out(emu: EmulatorProcess, receiver: Receiver) -> None:
     emu.set_webhook(receiver.url, design_codes=[JOBS])
-    await _api(emu, "POST", "/api/item", {"designCode": "designs_other", "attributes": []})
+    define_other(emu)
+    await _api(emu, "POST", "/api/item", {"designCode": OTHER, "attributes": []})
     await _api(emu, "POST", "/api/item", {"designCode": JOBS, "attributes": []})
     await receiver.wait_for(1)
     await asyncio.sleep(0.2)

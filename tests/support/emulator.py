@@ -3,21 +3,34 @@
 The admin API (all under `/_emulator/`, bearer token required except `health`):
   GET  health                       -> 200 {"ok": true}
   GET/PUT faults                    {"latency_ms": float, "error_rate": 0..1, "down": bool,
-                                     "down_mode": "503"|"reset"}
+                                     "down_mode": "503"|"reset", "signature_mismatch_status": 400..499,
+                                     "signature_mismatch_error_code": str|null}
   GET/PUT rate-limits               {"enabled": bool, "window_seconds": float, "query": int, "read": int,
                                      "write": int}
-  POST reset                        {"seed": "none"|"demo"}: drop all items, counters and rate-limit windows
+  POST reset                        {"seed": "none"|"demo"|"empty"}: drop all designs, items, counters and
+                                    rate-limit windows, then seed (none/demo: the jobs design; empty: none)
   GET  stats                        {"requests": {family: {status: count}}}  family: query|read|write|other
+  POST designs                      {"code"?, "name", <DesignCreateWebRequestModel fields>, "attributes":
+                                    [{"code"?, "name", "type": "String"|... or "options": {...}, "required"?,
+                                    "readonly"?, "unique"?, "tags"?}]}: a design with codes of one's own
+                                    (left out: generated), no signature -> {"design": {...}}
+  GET  designs, designs/{code}      every design / one design, as GET /api/design/{code} sends them
   GET  items[?design=], items/{id}  every item / one item, for observers: no rate limits, no faults
   POST items                        {"items": [{"designCode", "collection"?, "attributes": [...]}]}:
-                                    bulk create, bypassing rate limits and faults -> {"items": [item, ...]}
+                                    bulk create, checked against the designs like the API, bypassing rate
+                                    limits and faults -> {"items": [item, ...]}
   PUT  webhook                      {"url": str|null, "headers": {..}, "design_codes": [..]|null}: POST
                                     {"itemId", "designCode", "event": "create"|"update"} there on item changes
 
 Also: GET webhook (the configuration, header names only); faults also take `html_error_share`
 (the share of injected errors that are an HTML 502 page, default 0.2); stats also carry
-"callouts": {"sent", "failed", "dropped"} and "items" (the item count); a request whose connection
-was dropped by `down_mode: reset` is counted under the status "reset".
+"callouts": {"sent", "failed", "dropped"}, "designs" and "items" (the counts); a request whose
+connection was dropped by `down_mode: reset` is counted under the status "reset".
+
+Items come without `lastEditDate`/`createdDate`, as from real Alloy, unless the process is started
+with `item_dates=True` (`--item-dates`). The seeds `none` (the default here) and `demo` hold the jobs
+design under the configured codes; items of any other design need the design first
+(`define_design` through the admin API, or `create_design`/`add_attribute` through Alloy's API).
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ NO_FAULTS: dict[str, Any] = {
     "html_error_share": 0.2,
     "down": False,
     "down_mode": "503",
+    "signature_mismatch_status": 409,
+    "signature_mismatch_error_code": None,
 }
 
 
@@ -59,6 +74,7 @@ class EmulatorProcess:
         state_file: Path | None = None,
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
+        item_dates: bool = False,
     ) -> None:
         self.workdir = workdir
         self.token = token
@@ -67,6 +83,7 @@ class EmulatorProcess:
         self.state_file = state_file
         self.port = port or free_port()
         self.extra_env = extra_env or {}
+        self.item_dates = item_dates
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"emulator-{self.port}.log"
 
@@ -90,6 +107,8 @@ class EmulatorProcess:
             command += ["--state", str(self.state_file)]
         if not self.rate_limits:
             command.append("--no-rate-limits")
+        if self.item_dates:
+            command.append("--item-dates")
         env = {
             **os.environ,
             "ALLOYSYNC_ALLOY_TOKEN": self.token,
@@ -197,6 +216,59 @@ class EmulatorProcess:
     def bulk_create(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         created: list[dict[str, Any]] = self.admin("POST", "items", {"items": items})["items"]
         return created
+
+    def define_design(
+        self,
+        code: str,
+        attributes: dict[str, str],
+        name: str | None = None,
+        **design_fields: Any,
+    ) -> dict[str, Any]:
+        """Define a design with codes of one's own through the admin API (no limits, no signature):
+        `attributes` maps attribute code to type (String, Number, Boolean, DateTime, Date, Json,
+        GeoJson); each attribute is named after its code. Returns the design."""
+        body = {
+            "code": code,
+            "name": name or code,
+            "attributes": [{"code": attr, "name": attr, "type": kind} for attr, kind in attributes.items()],
+            **design_fields,
+        }
+        design: dict[str, Any] = self.admin("POST", "designs", body)["design"]
+        return design
+
+    def get_design(self, code: str) -> dict[str, Any]:
+        """`GET /api/design/{code}`'s design (counted against the read budget)."""
+        status, payload = self.request("GET", f"/api/design/{code}")
+        if status >= 400:
+            raise RuntimeError(f"get design {code} failed with {status}: {payload}")
+        design: dict[str, Any] = payload["design"]
+        return design
+
+    def create_design(self, name: str, **fields: Any) -> dict[str, Any]:
+        """`POST /api/design` as a user would (generated code); the design."""
+        status, payload = self.request("POST", "/api/design", {"name": name, **fields})
+        if status >= 400:
+            raise RuntimeError(f"create design failed with {status}: {payload}")
+        design: dict[str, Any] = payload["design"]
+        return design
+
+    def add_attribute(self, design_code: str, name: str, options: dict[str, Any], **fields: Any) -> str:
+        """`POST /api/design/{code}/attribute` with the design's current signature; the new code."""
+        signature = self.get_design(design_code)["metadata"]["signature"]
+        body = {
+            "name": name,
+            "required": False,
+            "readonly": False,
+            "unique": False,
+            "options": options,
+            "signature": signature,
+            **fields,
+        }
+        status, payload = self.request("POST", f"/api/design/{design_code}/attribute", body)
+        if status >= 400:
+            raise RuntimeError(f"add attribute {name!r} to {design_code} failed with {status}: {payload}")
+        code: str = payload["attributeCode"]
+        return code
 
     def create_item(
         self, design: str, attributes: dict[str, Any], collection: str = "Live"

@@ -3,10 +3,12 @@
 Modules, one responsibility each:
 
 - `models`: `Item` and `Attribute` (lenient pydantic models of Alloy's items), Alloy date-time text.
+- `designs`: `Design` and `DesignAttribute` (lenient models of Alloy's designs), `NewAttribute`.
 - `errors`: `AlloyError`, the one exception of this package, and the lenient error-body parser.
 - `ratelimit`: client-side budgets per endpoint family that also obey the server's rate-limit headers.
 - `aqs`: builders for AQS query nodes.
-- `client`: `AlloyClient`: session, auth, timeouts, retries, paging, conflict-safe edits, metrics.
+- `client`: `AlloyClient`: session, auth, timeouts, retries, paging, conflict-safe edits, designs,
+  Alloy's clock (`query_pages`), metrics.
 
 Typical use:
 
@@ -17,7 +19,8 @@ Typical use:
 """
 
 from alloysync.alloy import aqs
-from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.client import AlloyClient, Page
+from alloysync.alloy.designs import Design, DesignAttribute, NewAttribute
 from alloysync.alloy.errors import AlloyError, error_from_response
 from alloysync.alloy.models import Attribute, Item, format_alloy_datetime, parse_alloy_datetime
 from alloysync.alloy.ratelimit import RateLimits, TokenBucket
@@ -26,7 +29,11 @@ __all__ = [
     "AlloyClient",
     "AlloyError",
     "Attribute",
+    "Design",
+    "DesignAttribute",
     "Item",
+    "NewAttribute",
+    "Page",
     "RateLimits",
     "TokenBucket",
     "aqs",

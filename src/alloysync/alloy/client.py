@@ -15,9 +15,17 @@ Creating an item is the exception: `POST /api/item` is not idempotent, and a ret
 response (timeout, reset connection, 502/504 from a proxy) could create the item twice. It is
 therefore retried only when the server certainly did not process it: 429 (refused by the rate
 limiter before any work), 503 (refused as unavailable) and a connection that was never established.
-AQS queries are POSTs too, but read-only, so they retry like reads. Edits carry a signature, so a
-repeated edit cannot silently apply twice: at worst it fails with a signature mismatch, which
-`update_owned` resolves.
+Creating a design is not repeated for the same reason. AQS queries are POSTs too, but read-only, so
+they retry like reads. Edits carry a signature, so a repeated edit cannot silently apply twice: at
+worst it fails with a signature mismatch, which `update_owned` resolves; adding a design attribute
+carries the design's signature and is safe to repeat for the same reason.
+
+Designs (`GET /api/design/{code}`, `GET /api/design`, `POST /api/design`, `POST
+/api/design/{code}/attribute`) are paced through the `read` and `write` families: Alloy documents no
+limits of their own for them.
+
+Alloy's clock. Every response's `Date` header is kept in `last_server_time`; `query_pages` yields it
+per page, so a caller can learn the time of a query on Alloy's clock rather than its own.
 
 The API token is held as a `SecretStr`, put into the Authorization header of each request and
 nowhere else: not in reprs, exceptions, log lines or metrics.
@@ -29,17 +37,20 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from alloysync import __version__
 from alloysync.alloy.aqs import Node
+from alloysync.alloy.designs import AttributeAdded, Design, NewAttribute
 from alloysync.alloy.errors import AlloyError, error_from_response, network_error
 from alloysync.alloy.models import Item, format_alloy_datetime
 from alloysync.alloy.ratelimit import Family, RateLimits, parse_rate_limit_headers, parse_retry_after
@@ -47,7 +58,7 @@ from alloysync.log import get_logger
 from alloysync.metrics import ALLOY_RATE_LIMIT_WAIT, ALLOY_REQUEST_DURATION, ALLOY_REQUESTS
 from alloysync.settings import Settings
 
-__all__ = ["AlloyClient"]
+__all__ = ["AlloyClient", "Page", "parse_http_date"]
 
 log = get_logger(__name__)
 
@@ -87,6 +98,8 @@ class AlloyClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._session: aiohttp.ClientSession | None = None
+        # Alloy's clock: the `Date` header of the latest response that had one (see `query_pages`).
+        self.last_server_time: datetime | None = None
 
     @classmethod
     def from_settings(
@@ -147,15 +160,27 @@ class AlloyClient:
         """Yield every item matched by `aqs`, fetching pages lazily as the caller iterates.
 
         Alloy sends no totals: paging stops at an empty page, or at a page holding fewer results
-        than the page size the server echoed back. Items edited while we page can move between
-        pages; an item id already yielded is never yielded again within one iteration.
+        than the page size the server echoed back (so a query matching fewer items than a page
+        costs exactly one request). Items edited while we page can move between pages; an item id
+        already yielded is never yielded again within one iteration.
+        """
+        async for page in self.query_pages(aqs, page_size):
+            for item in page.items:
+                yield item
+
+    async def query_pages(self, aqs: Node, page_size: int | None = None) -> AsyncGenerator[Page, None]:
+        """Like `query`, one `Page` at a time: its new items and the server's clock.
+
+        `page.server_time` is the `Date` header of that page's response (Alloy's clock, whole
+        seconds), so the first page's is the time of the query on Alloy's clock. Paging rules are
+        those of `query`; an empty last page is yielded too (with no items).
         """
         size = page_size or self.page_size
         seen: set[str] = set()
         page_number = 1
         stale_pages = 0
         while True:
-            page = await self._call(
+            answer = await self._send(
                 "query",
                 "POST",
                 "/api/aqs/query",
@@ -163,16 +188,13 @@ class AlloyClient:
                 params={"page": str(page_number), "pageSize": str(size)},
                 body={"aqs": aqs},
             )
-            new = 0
-            for item in page.items:
-                if item.itemId in seen:
-                    continue
-                seen.add(item.itemId)
-                new += 1
-                yield item
+            page = answer.value
+            new_items = [item for item in page.items if item.itemId not in seen]
+            seen.update(item.itemId for item in new_items)
+            yield Page(number=page_number, items=new_items, server_time=answer.server_time)
             if page.size == 0 or page.size < page.page_size:
                 return
-            stale_pages = 0 if new else stale_pages + 1
+            stale_pages = 0 if new_items else stale_pages + 1
             if stale_pages >= _MAX_STALE_PAGES:
                 log.warning("alloy.query_paging_stalled", page=page_number, page_size=size, items=len(seen))
                 return
@@ -231,6 +253,76 @@ class AlloyClient:
             signature = (await self.get_item(item_id)).signature
         await self._call("write", "DELETE", f"/api/item/{item_id}", _ignore, body={"signature": signature})
 
+    # --- designs ---------------------------------------------------------------------------
+
+    async def get_design(self, code: str) -> Design:
+        """Read a design with its attributes and signature (`GET /api/design/{code}`).
+
+        Fails with `is_not_found` when there is no such design (or the key's user cannot see it).
+        """
+        return await self._call("read", "GET", f"/api/design/{quote(code, safe='')}", _parse_wrapped_design)
+
+    async def list_designs(self, name_query: str | None = None, page_size: int = 100) -> list[Design]:
+        """Every design whose name matches `name_query` (Alloy's own match), or every design.
+
+        `GET /api/design?Query=...`, all pages; this endpoint does send totals (`totalPages`).
+        """
+        designs: list[Design] = []
+        page_number = 1
+        while True:
+            params = {"Page": str(page_number), "PageSize": str(page_size)}
+            if name_query:
+                params["Query"] = name_query
+            page = await self._call("read", "GET", "/api/design", _parse_design_page, params=params)
+            designs.extend(page.designs)
+            last_page = page.total_pages if page.total_pages is not None else page_number
+            if not page.designs or page_number >= last_page or len(page.designs) < page_size:
+                return designs
+            page_number += 1
+
+    async def create_design(
+        self,
+        name: str,
+        *,
+        collections: Sequence[str] = ("Live",),
+        geometry_required: bool = False,
+        title: str | None = None,
+        subtitle: str | None = None,
+    ) -> Design:
+        """Create a design (`POST /api/design`); Alloy generates its code. Returns the new design.
+
+        Not repeated after an answer that may have been lost: that could create two designs.
+        """
+        body: dict[str, Any] = {
+            "name": name,
+            "collections": list(collections),
+            "geometryRequired": geometry_required,
+        }
+        if title is not None:
+            body["title"] = title
+        if subtitle is not None:
+            body["subtitle"] = subtitle
+        return await self._call(
+            "write", "POST", "/api/design", _parse_wrapped_design, body=body, idempotent=False
+        )
+
+    async def add_design_attribute(
+        self, design_code: str, attribute: NewAttribute, signature: str | None
+    ) -> AttributeAdded:
+        """Add an attribute to a design (`POST /api/design/{code}/attribute`) with its `signature`.
+
+        Returns the generated attribute code and the design as it now is (with the signature for
+        the next edit). A stale signature fails with `is_design_signature_mismatch`; the signature
+        also makes a repeated request safe (the second one is refused as stale).
+        """
+        return await self._call(
+            "write",
+            "POST",
+            f"/api/design/{quote(design_code, safe='')}/attribute",
+            _parse_attribute_added,
+            body=attribute.wire(signature),
+        )
+
     # --- the request loop ------------------------------------------------------------------
 
     async def _call(
@@ -244,7 +336,24 @@ class AlloyClient:
         body: Any = None,
         idempotent: bool = True,
     ) -> T:
-        """Send one API request with pacing, timeout and retries; return `parse(decoded JSON body)`.
+        """Send one API request with pacing, timeout and retries; return `parse(decoded JSON body)`."""
+        answer = await self._send(
+            family, method, path, parse, params=params, body=body, idempotent=idempotent
+        )
+        return answer.value
+
+    async def _send(
+        self,
+        family: Family,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> _Answer[T]:
+        """`_call`, also returning the server's `Date` of the answer that succeeded.
 
         `idempotent=False` marks a request that may only be repeated when the server certainly did
         not process it (see the module docstring).
@@ -269,6 +378,7 @@ class AlloyClient:
                 request=error.request,
                 endpoint=family,
                 status=error.status,
+                category=error.category or None,
                 code=error.code or None,
                 attempt=attempt,
                 max_retries=self.max_retries,
@@ -278,7 +388,7 @@ class AlloyClient:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, request: _Request, parse: Callable[[Any], T]) -> T:
+    async def _attempt(self, request: _Request, parse: Callable[[Any], T]) -> _Answer[T]:
         """One try: wait for the family's budget, send, record metrics and the server's rate headers.
 
         Returns the parsed body of a 2xx answer; raises `_AttemptFailed` for anything else, and
@@ -316,9 +426,12 @@ class AlloyClient:
         ALLOY_REQUEST_DURATION.labels(endpoint=family).observe(time.monotonic() - started)
         self.limits.observe_headers(family, response.headers)
         content_type = response.headers.get("Content-Type", "")
+        server_time = parse_http_date(response.headers.get("Date"))
+        if server_time is not None:
+            self.last_server_time = server_time
         if 200 <= status < 300:
             try:
-                return parse(_decode_json(raw, content_type))
+                return _Answer(parse(_decode_json(raw, content_type)), server_time)
             except _UnexpectedResponse as exc:
                 error = AlloyError(
                     f"Alloy answered HTTP {status} with {exc}",
@@ -330,19 +443,16 @@ class AlloyClient:
                 self._log_failure(error, family, 0)
                 raise error from None
 
-        retry_after = _server_wait(response.headers) if status == 429 else None
-        if retry_after is not None:
-            self.limits.block_for(family, retry_after)
         error = error_from_response(
-            status,
-            raw,
-            content_type,
-            request=label,
-            retry_after=retry_after,
-            secrets=[self._token.get_secret_value()],
+            status, raw, content_type, request=label, secrets=[self._token.get_secret_value()]
         )
-        # 429 and 503 are refusals: the request was turned away before any work was done.
-        raise _AttemptFailed(error, unprocessed=status in (429, 503))
+        if error.is_rate_limited:
+            error.retry_after = _server_wait(response.headers)
+            if error.retry_after is not None:
+                self.limits.block_for(family, error.retry_after)
+        # A rate-limit refusal, a 503 or maintenance: turned away before any work was done.
+        refused = error.is_rate_limited or status == 503 or error.names("SystemUnderMaintenance")
+        raise _AttemptFailed(error, unprocessed=refused)
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2^(attempt-1))]."""
@@ -357,6 +467,7 @@ class AlloyClient:
             "request": error.request,
             "endpoint": family,
             "status": error.status,
+            "category": error.category or None,
             "code": error.code or None,
             "attempts": attempt + 1,
             "error": error.message,
@@ -399,7 +510,28 @@ class _Request:
 
 
 @dataclass(frozen=True)
-class _Page:
+class Page:
+    """One page of an AQS query: the items not seen on an earlier page, and Alloy's clock."""
+
+    number: int  # 1-based
+    items: list[Item]
+    server_time: datetime | None  # the response's `Date` header (aware UTC), None when absent or bad
+
+
+@dataclass(frozen=True)
+class _Answer(Generic[T]):
+    value: T
+    server_time: datetime | None
+
+
+@dataclass(frozen=True)
+class _DesignPage:
+    designs: list[Design]
+    total_pages: int | None
+
+
+@dataclass(frozen=True)
+class _RawPage:
     items: list[Item]
     size: int  # the number of results the server returned (before removing repeats)
     page_size: int  # the page size the server says it used
@@ -438,8 +570,8 @@ def _ignore(_payload: Any) -> None:
     return None
 
 
-def _parse_page(requested: int) -> Callable[[Any], _Page]:
-    def parse(payload: Any) -> _Page:
+def _parse_page(requested: int) -> Callable[[Any], _RawPage]:
+    def parse(payload: Any) -> _RawPage:
         if not isinstance(payload, dict):
             raise _UnexpectedResponse("a query answer that is not an object with results")
         results = payload.get("results")
@@ -447,7 +579,7 @@ def _parse_page(requested: int) -> Callable[[Any], _Page]:
             results = []
         if not isinstance(results, list):
             raise _UnexpectedResponse("a query answer whose results are not a list")
-        return _Page([_parse_item(raw) for raw in results], len(results), _page_size(payload, requested))
+        return _RawPage([_parse_item(raw) for raw in results], len(results), _page_size(payload, requested))
 
     return parse
 
@@ -467,15 +599,60 @@ def _parse_wrapped_item(payload: Any) -> Item:
     return _parse_item(payload)
 
 
-def _parse_item(raw: Any) -> Item:
+def _parse_wrapped_design(payload: Any) -> Design:
+    """A design comes as `{"design": {...}, "operationsSummary": {...}}`; a bare design is accepted too."""
+    if isinstance(payload, dict) and isinstance(payload.get("design"), dict):
+        payload = payload["design"]
+    return _validated(Design, payload, "a design")
+
+
+def _parse_attribute_added(payload: Any) -> AttributeAdded:
+    """`{"attributeCode", "designWithOperationsSummary": {"design": {...}}}`."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("attributeCode"), str):
+        raise _UnexpectedResponse("an answer to adding an attribute without its attributeCode")
+    wrapped = payload.get("designWithOperationsSummary", payload.get("design"))
+    design = _parse_wrapped_design(wrapped) if isinstance(wrapped, dict) else None
+    return AttributeAdded(attribute_code=payload["attributeCode"], design=design)
+
+
+def _parse_design_page(payload: Any) -> _DesignPage:
+    if not isinstance(payload, dict) or not isinstance(payload.get("results", []), list):
+        raise _UnexpectedResponse("a design list that is not an object with results")
+    designs = [_parse_wrapped_design(raw) for raw in payload.get("results") or []]
+    total = payload.get("totalPages")
+    total_pages = total if isinstance(total, int) and not isinstance(total, bool) else None
+    return _DesignPage(designs, total_pages)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], raw: Any, what: str) -> M:
     try:
-        return Item.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'item'}: {problem['msg']}"
+            f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
             for problem in exc.errors()[:3]
         )
-        raise _UnexpectedResponse(f"something that is not an item ({problems})") from None
+        raise _UnexpectedResponse(f"something that is not {what} ({problems})") from None
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header (`Tue, 02 Jul 2024 10:00:00 GMT`) as an aware UTC datetime, or None."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # `-0000`: UTC by RFC 5322
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _parse_item(raw: Any) -> Item:
+    return _validated(Item, raw, "an item")
 
 
 def _wire_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:

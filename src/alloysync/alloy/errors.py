@@ -1,7 +1,14 @@
 """`AlloyError`, the one exception the Alloy client raises, and the lenient parser of error bodies.
 
 This module owns how a failed Alloy call is described: which fields an error carries, how callers
-classify it (`is_retryable`, `is_signature_mismatch`, ...) and the human-readable message. Error
+classify it (`is_retryable`, `is_signature_mismatch`, ...) and the human-readable message.
+
+Alloy names the reason of an error in `category`, one of its published values (`ItemSignatureMismatch`,
+`ItemNotFound`, `RateLimited`, `UserUnauthorized`, `BadRequest`, `InternalError`,
+`SystemUnderMaintenance`, ...); the HTTP status of some reasons (a stale signature) is not
+documented. So every classification works from the category alone, from the error code alone (older
+bodies put the reason there), or from the HTTP status, and a category that names a definite reason
+wins over a status that would suggest another (a stale signature sent as a 500 is not retried). Error
 bodies come in several shapes — the current `{category, errorCode, message, httpStatusCode,
 errorData}`, the older `{errorCodeString, debugErrorMessage, ...}`, an HTML page from a proxy, an
 empty body, odd JSON — and `error_from_response` turns every one of them into an `AlloyError`
@@ -18,9 +25,49 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["SIGNATURE_MISMATCH", "AlloyError", "error_from_response", "network_error"]
+__all__ = [
+    "NOT_FOUND_REASONS",
+    "RATE_LIMITED_REASONS",
+    "RETRYABLE_REASONS",
+    "SIGNATURE_MISMATCH",
+    "SIGNATURE_MISMATCH_REASONS",
+    "UNAUTHORIZED_REASONS",
+    "AlloyError",
+    "error_from_response",
+    "network_error",
+]
 
 SIGNATURE_MISMATCH = "ItemSignatureMismatch"
+
+# Reasons by Alloy's `category` values (ErrorCodeCategory in Alloy's published API models); an
+# older body may carry the same word as its error code, so both fields are compared.
+SIGNATURE_MISMATCH_REASONS = (SIGNATURE_MISMATCH,)
+NOT_FOUND_REASONS = ("ItemNotFound", "DesignNotFound", "DodiNotFound", "DesignInterfaceNotFound")
+UNAUTHORIZED_REASONS = ("UserUnauthorized", "UserSessionInvalid")
+RATE_LIMITED_REASONS = ("RateLimited",)
+RETRYABLE_REASONS = (
+    *RATE_LIMITED_REASONS,
+    "SystemUnderMaintenance",
+    "InternalError",
+    "RequestTimeout",
+    "EngineNotInitialized",
+    "DatabaseConnection",
+    "DatabaseTransientError",
+)
+DESIGN_SIGNATURE_MISMATCH_REASONS = ("DesignSignatureMismatch",)
+# Something the request body refers to does not exist; the addressed item or design may exist.
+_REFERENCE_REASONS = ("DodiAttributeNotFound", "DodiAttributeNotInDesign", "DodiAttributeLinkItemNotFound")
+_DEFINITE_REASONS: tuple[str, ...] = (
+    *SIGNATURE_MISMATCH_REASONS,
+    *DESIGN_SIGNATURE_MISMATCH_REASONS,
+    *NOT_FOUND_REASONS,
+    *_REFERENCE_REASONS,
+    *UNAUTHORIZED_REASONS,
+    "BadRequest",
+    "ModelValidationFailed",
+)
+# Every reason this module classifies: a body naming one of them is not judged by its status.
+_KNOWN_REASONS = (*_DEFINITE_REASONS, *RETRYABLE_REASONS)
 
 _SNIPPET_CHARS = 200
 _REDACTED = "**********"
@@ -66,30 +113,74 @@ class AlloyError(Exception):
             f"message={self.message!r}, request={self.request!r})"
         )
 
-    @property
-    def is_signature_mismatch(self) -> bool:
-        """Our signature was stale: someone edited the item since we read it (any status, or 409)."""
-        return self.code.lower() == SIGNATURE_MISMATCH.lower() or self.status == 409
+    def names(self, *reasons: str) -> bool:
+        """Whether the category or the error code is one of `reasons` (compared case-insensitively)."""
+        wanted = {reason.lower() for reason in reasons}
+        return self.category.lower() in wanted or self.code.lower() in wanted
+
+    def _status_means(self, status: int, *own_reasons: str) -> bool:
+        """The HTTP status is `status` and the body names no other reason we know."""
+        if self.status != status:
+            return False
+        names_own = self.names(*own_reasons)
+        return names_own or not (self.names(*_KNOWN_REASONS) or self._names_forbidden())
+
+    def _names_forbidden(self) -> bool:
+        return _ends_with_forbidden(self.category) or _ends_with_forbidden(self.code)
 
     @property
-    def is_retryable(self) -> bool:
-        """Worth trying again later: no response at all, a timeout, 429 or a 5xx."""
-        return self.status is None or self.status == 429 or self.status >= 500
+    def is_signature_mismatch(self) -> bool:
+        """Our item signature was stale: someone edited the item since we read it.
+
+        Alloy does not document the HTTP status of this error, so the category or code alone
+        decides, at any status; a 409 says the same unless its category names another reason
+        (a stale design signature, an unknown attribute, ...).
+        """
+        return self.names(*SIGNATURE_MISMATCH_REASONS) or self._status_means(409)
+
+    @property
+    def is_design_signature_mismatch(self) -> bool:
+        """The design signature sent with a design edit was stale: the design changed since it was read."""
+        return self.names(*DESIGN_SIGNATURE_MISMATCH_REASONS)
 
     @property
     def is_not_found(self) -> bool:
-        """The item (or endpoint) does not exist."""
-        return self.status == 404 or self.code.lower().endswith("notfound")
+        """The item or design addressed by the request does not exist (category, code or 404).
+
+        Categories about something a request body refers to (an unknown attribute code, a linked
+        item that does not exist) are not this: the addressed item may well exist.
+        """
+        return self.names(*NOT_FOUND_REASONS) or self._status_means(404)
 
     @property
     def is_unauthorized(self) -> bool:
-        """The API token was rejected."""
-        return self.status == 401
+        """The API token was rejected (category `UserUnauthorized`, or HTTP 401)."""
+        return self.names(*UNAUTHORIZED_REASONS) or self._status_means(401)
+
+    @property
+    def is_forbidden(self) -> bool:
+        """The token is valid, but the API key's user lacks the permission (`...Forbidden`, or 403)."""
+        return self._names_forbidden() or self._status_means(403)
 
     @property
     def is_rate_limited(self) -> bool:
-        """Alloy refused the call because the API key's rate limit was used up."""
-        return self.status == 429
+        """Alloy refused the call because the API key's rate limit was used up (`RateLimited`, or 429)."""
+        return self.names(*RATE_LIMITED_REASONS) or self._status_means(429)
+
+    @property
+    def is_retryable(self) -> bool:
+        """Worth trying again later.
+
+        A transient category (rate limited, under maintenance, internal error, ...) is retryable at
+        any status; a category that names a definite answer (a stale signature, not found, a
+        rejected token, a missing permission) is not, even on a 5xx; otherwise: no response at all,
+        a timeout, 429 or 5xx.
+        """
+        if self.names(*RETRYABLE_REASONS):
+            return True
+        if self.names(*_KNOWN_REASONS) or self._names_forbidden():
+            return False
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 def network_error(
@@ -219,31 +310,62 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= _SNIPPET_CHARS else flat[: _SNIPPET_CHARS - 1] + "…"
 
 
-_GENERIC = {
-    400: "Alloy rejected the request as invalid",
-    403: "the Alloy API token is not allowed to do this; check the API key's permissions in Alloy",
-    404: "Alloy has no such item or endpoint",
-    409: "the item was edited by someone else since it was read",
-    429: "Alloy's rate limit for this API key is used up",
-}
+def _ends_with_forbidden(reason: str) -> bool:
+    return reason.lower().endswith("forbidden")
 
 
 def _human_message(status: int, fields: _Fields) -> str:
+    """`<what it means and what to do> (HTTP <status> <category>/<code>): <the server's own words>`."""
     detail = fields.text or fields.raw
-    label = f"HTTP {status}" + (f" {fields.code}" if fields.code else "")
-    if status == 401:
-        head = "Alloy rejected the API token; check ALLOYSYNC_ALLOY_TOKEN"
-    elif 300 <= status < 400:
-        head = "Alloy answered with a redirect; check ALLOYSYNC_ALLOY_URL (https rather than http?)"
-    elif status in (502, 503, 504):
-        head = "Alloy (or a proxy in front of it) is unavailable right now"
-    elif status >= 500:
-        head = "Alloy had an internal error"
-    elif fields.code.lower() == SIGNATURE_MISMATCH.lower():
-        head = _GENERIC[409]
-    else:
-        head = _GENERIC.get(status, "Alloy refused the request")
+    reasons = [reason for reason in dict.fromkeys((fields.category, fields.code)) if reason]
+    label = " ".join([f"HTTP {status}", "/".join(reasons)]).strip()
+    head = _headline(AlloyError("", status=status, code=fields.code, category=fields.category))
     return f"{head} ({label}): {detail}" if detail else f"{head} ({label})"
+
+
+def _headline(error: AlloyError) -> str:
+    """What an error means for the reader, decided by category and code first, then by HTTP status."""
+    status = error.status or 0
+    if error.is_unauthorized:
+        return "Alloy rejected the API token; check ALLOYSYNC_ALLOY_TOKEN"
+    if error.is_forbidden:
+        return (
+            "the Alloy API key's user is not allowed to do this; give that user a role in Alloy "
+            "that permits it (API keys have no scopes of their own)"
+        )
+    if error.names(*SIGNATURE_MISMATCH_REASONS):
+        return "the item was edited by someone else since it was read"
+    if error.is_design_signature_mismatch:
+        return "the design was edited by someone else since it was read"
+    if error.names("ItemNotFound"):
+        return "Alloy has no such item"
+    if error.names("DesignNotFound", "DodiNotFound"):
+        return "Alloy has no such design"
+    if error.names(*_REFERENCE_REASONS):
+        return "Alloy does not know an attribute or linked item the request refers to"
+    if error.is_rate_limited:
+        return "Alloy's rate limit for this API key is used up"
+    if error.names("SystemUnderMaintenance"):
+        return "Alloy is under maintenance right now"
+    if error.names("RequestTimeout"):
+        return "Alloy timed out handling the request"
+    if error.names("InternalError", "EngineNotInitialized", "DatabaseConnection", "DatabaseTransientError"):
+        return "Alloy had an internal error"
+    if error.names("BadRequest", "ModelValidationFailed"):
+        return "Alloy rejected the request as invalid"
+    if 300 <= status < 400:
+        return "Alloy answered with a redirect; check ALLOYSYNC_ALLOY_URL (https rather than http?)"
+    if status in (502, 503, 504):
+        return "Alloy (or a proxy in front of it) is unavailable right now"
+    if status >= 500:
+        return "Alloy had an internal error"
+    if status == 409:
+        return "the item was edited by someone else since it was read"
+    if status == 404:
+        return "Alloy has no such item or endpoint"
+    if status == 400:
+        return "Alloy rejected the request as invalid"
+    return "Alloy refused the request"
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

@@ -6,8 +6,11 @@ The gate decides, per request area:
 - everything else (the Alloy API, unknown paths, the price feed): injected latency and faults
   first (as a proxy in front of Alloy would fail), then the bearer token (not for the price feed),
   then the rate limit of the request's family, then the handler. Each such request is counted in
-  stats by family and status; rate-limited families get `X-Rate-Limit-*` headers.
-Every refusal is an Alloy error body; unknown paths and methods too.
+  stats by family and status; rate-limited families get `X-Rate-Limit-Remaining` and
+  `X-Rate-Limit-Reset`.
+Every refusal is an Alloy error body with one of Alloy's categories; unknown paths and methods too
+(`BadRequest`), unexpected failures `InternalError`. Stale-signature errors get the status (and
+errorCode) the fault knobs set.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from alloysync.emulator.errors import AlloyError, unauthorized
+from alloysync.emulator.errors import AlloyError, Category, internal_error, unauthorized
 from alloysync.emulator.faults import (
     BAD_GATEWAY_PAGE,
     DownMode,
@@ -28,6 +31,7 @@ from alloysync.emulator.faults import (
 from alloysync.emulator.limits import Family, family_of
 from alloysync.emulator.prices import PRICE_PATH
 from alloysync.emulator.routes_api import add_api_routes
+from alloysync.emulator.routes_design import add_design_routes
 from alloysync.emulator.routes_emulator import ADMIN_PREFIX, HEALTH_PATH, add_emulator_routes
 from alloysync.emulator.state import STATE_KEY, EmulatorState
 from alloysync.emulator.wire import error_response
@@ -44,6 +48,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[gate], client_max_size=MAX_REQUEST_BYTES)
     app[STATE_KEY] = state
     add_api_routes(app)
+    add_design_routes(app)
     add_emulator_routes(app)
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_stop_background)
@@ -110,18 +115,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except AlloyError as error:
-        return error_response(error)
+        return error_response(request.app[STATE_KEY].faults.shape(error))
     except web.HTTPException as error:
         if error.status == 404:
             message = f"there is no endpoint {request.method} {request.path}"
         else:
             message = f"{error.reason}: {request.method} {request.path}"
-        return error_response(AlloyError(error.status, error.reason.replace(" ", ""), message))
+        return error_response(AlloyError(error.status, Category.BAD_REQUEST, message))
     except Exception:
         log.exception("request_failed", method=request.method, path=request.path)
-        return error_response(
-            AlloyError(500, "InternalServerError", "the emulator failed to handle the request")
-        )
+        return error_response(internal_error("the emulator failed to handle the request"))
 
 
 def _drop_connection(request: web.Request) -> web.StreamResponse:

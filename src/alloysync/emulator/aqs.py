@@ -3,7 +3,9 @@
 Supported: root `Query` (`dodiCode`, `collectionCode`, `attributes`, `sortInfo`) with at most one
 filter child; filters `And`, `Or` (two or more children), `Equals`, `GreaterThan`, `LessThan` (an
 `Attribute` or `ItemProperty` operand, then a `String`, `Boolean`, `Number` or `DateTime` literal).
-Anything else is a 400 whose message says which node is wrong and why.
+Anything else is a 400 (category `AqsInvalidQuery`) whose message says which node is wrong and why.
+`check_query` then holds the query against the designs: the queried design must exist (`DodiNotFound`)
+and every attribute it filters, sorts or selects by must be one of the design's (`AqsInvalidQuery`).
 
 Matching: `Equals` matches when the item's value equals any listed value; `GreaterThan` and
 `LessThan` take exactly one value. An item lacking the attribute, or holding a value of another
@@ -19,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from alloysync.emulator.clock import parse_timestamp
-from alloysync.emulator.errors import AlloyError, bad_request
+from alloysync.emulator.design_store import DesignStore
+from alloysync.emulator.errors import AlloyError, Category, bad_request
 from alloysync.emulator.store import Item
 
 FILTER_TYPES = ("And", "Or", "Equals", "GreaterThan", "LessThan")
@@ -30,7 +33,7 @@ _DATE_PROPERTIES = ("lastEditDate", "createdDate")
 
 
 def _invalid(message: str) -> AlloyError:
-    return bad_request(f"invalid AQS: {message}", error_code="AqsInvalid")
+    return bad_request(f"invalid AQS: {message}", Category.AQS_INVALID_QUERY)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class Comparison:
                 return True
         return False
 
+    def attribute_codes(self) -> set[str]:
+        return {self.operand.code} if isinstance(self.operand, AttributeOperand) else set()
+
     def _holds(self, value: Any) -> bool:
         if self.operator == "Equals":
             return any(value == expected for expected in self.literal.values)
@@ -111,6 +117,9 @@ class Comparison:
 class BooleanGroup:
     operator: str  # And | Or
     children: tuple[Filter, ...]
+
+    def attribute_codes(self) -> set[str]:
+        return set().union(*(child.attribute_codes() for child in self.children))
 
     def matches(self, item: Item) -> bool:
         if self.operator == "And":
@@ -151,6 +160,32 @@ class Query:
             and (self.filter is None or self.filter.matches(item))
         ]
         return _sorted(matching, self.sort)
+
+    def attribute_codes(self) -> set[str]:
+        """Every attribute code the query filters, sorts or selects by."""
+        codes = set(self.attributes or ())
+        if self.sort.attribute_code is not None:
+            codes.add(self.sort.attribute_code)
+        if self.filter is not None:
+            codes |= self.filter.attribute_codes()
+        return codes
+
+
+def check_query(query: Query, designs: DesignStore) -> None:
+    """400 when the queried design does not exist or an attribute is not one of its attributes."""
+    design = designs.find(query.design_code)
+    if design is None:
+        raise bad_request(
+            f"invalid AQS: there is no design {query.design_code!r} (Query.properties.dodiCode)",
+            Category.DODI_NOT_FOUND,
+            {"designCode": query.design_code},
+        )
+    unknown = sorted(code for code in query.attribute_codes() if design.attribute(code) is None)
+    if unknown:
+        raise _invalid(
+            f"design {design.code} has no attribute {', '.join(unknown)}; "
+            f"GET /api/design/{design.code} lists its attributes"
+        )
 
 
 def parse_query(body: Any) -> Query:

@@ -1,46 +1,78 @@
 """Alloy's error values: `AlloyError` carries what becomes an error body.
 
-The body has Alloy's shape `{category, errorCode, message, httpStatusCode, errorData}`. Every part
-of the emulator that rejects a request raises an `AlloyError`; the gate in `app` turns it into the
-HTTP response. This module has no HTTP dependencies so `store`, `aqs` and `designs` can use it.
+The body has Alloy's shape `{category, errorCode, message, httpStatusCode, errorData}`
+(`AlloyExceptionWebModel`). `category` is always one of Alloy's published `ErrorCodeCategory`
+values (the TypeScript client generated from Alloy's OpenAPI lists them); `Category` holds the ones
+the emulator sends. Real Alloy's `errorCode` vocabulary is not published, so the emulator sends the
+category there too unless told otherwise (the fault knob `signature_mismatch_error_code`).
+
+Every part of the emulator that rejects a request raises an `AlloyError`; the gate in `app` turns it
+into the HTTP response. This module has no HTTP dependencies so every other module can use it.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
-_CATEGORY_BY_STATUS = {
-    400: "Validation",
-    401: "Authentication",
-    403: "Authorisation",
-    404: "NotFound",
-    405: "Validation",
-    409: "Conflict",
-    413: "Validation",
-    429: "RateLimit",
-    500: "Internal",
-    502: "Unavailable",
-    503: "Unavailable",
-}
+
+class Category(StrEnum):
+    """The `ErrorCodeCategory` values the emulator sends (each is one of Alloy's published values)."""
+
+    BAD_REQUEST = "BadRequest"
+    INTERNAL_ERROR = "InternalError"
+    SYSTEM_UNDER_MAINTENANCE = "SystemUnderMaintenance"
+    RATE_LIMITED = "RateLimited"
+    USER_UNAUTHORIZED = "UserUnauthorized"
+    ITEM_NOT_FOUND = "ItemNotFound"
+    ITEM_SIGNATURE_MISMATCH = "ItemSignatureMismatch"
+    ITEM_GEOMETRY_CONSTRAINT_VIOLATED = "ItemGeometryConstraintViolated"
+    ITEM_COLLECTION_CONSTRAINT_VIOLATED = "ItemCollectionConstraintViolated"
+    AQS_INVALID_QUERY = "AqsInvalidQuery"
+    DODI_NOT_FOUND = "DodiNotFound"
+    DESIGN_NOT_FOUND = "DesignNotFound"
+    DESIGN_SIGNATURE_MISMATCH = "DesignSignatureMismatch"
+    DODI_ATTRIBUTE_NOT_IN_DESIGN = "DodiAttributeNotInDesign"
+    DODI_ATTRIBUTE_TYPE_VIOLATED = "DodiAttributeTypeViolated"
+    DODI_ATTRIBUTE_OPTION_CONSTRAINT_VIOLATED = "DodiAttributeOptionConstraintViolated"
+    DODI_ATTRIBUTE_REQUIRED_VIOLATED = "DodiAttributeRequiredViolated"
+    DODI_ATTRIBUTE_READONLY_VIOLATED = "DodiAttributeReadonlyViolated"
+    DODI_ATTRIBUTE_UNIQUE_VIOLATED = "DodiAttributeUniqueViolated"
+    DODI_ATTRIBUTE_LINK_ITEM_NOT_FOUND = "DodiAttributeLinkItemNotFound"
+    DODI_ATTRIBUTE_OPTIONS_MALFORMED = "DodiAttributeOptionsMalformed"
+    DODI_ATTRIBUTE_OPTION_INVALID = "DodiAttributeOptionInvalid"
+
+
+SIGNATURE_MISMATCHES = frozenset({Category.ITEM_SIGNATURE_MISMATCH, Category.DESIGN_SIGNATURE_MISMATCH})
+SIGNATURE_MISMATCH_STATUS = 409  # Alloy does not document it; the fault knob changes it
 
 
 class AlloyError(Exception):
-    """A request Alloy would refuse, with the HTTP status and error code it would answer with."""
+    """A request Alloy would refuse: the HTTP status, the category and a message saying what to fix."""
 
-    def __init__(self, status: int, error_code: str, message: str, error_data: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: Category,
+        message: str,
+        error_data: Any = None,
+        error_code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.error_code = error_code
+        self.category = category
         self.message = message
         self.error_data = error_data
+        self.error_code = str(category) if error_code is None else error_code
 
-    @property
-    def category(self) -> str:
-        return _CATEGORY_BY_STATUS.get(self.status, "Internal" if self.status >= 500 else "Validation")
+    def answered_with(self, status: int, error_code: str | None = None) -> AlloyError:
+        """The same error with another HTTP status (and, when given, another errorCode)."""
+        code = self.error_code if error_code is None else error_code
+        return AlloyError(status, self.category, self.message, self.error_data, code)
 
     def body(self) -> dict[str, Any]:
         return {
-            "category": self.category,
+            "category": str(self.category),
             "errorCode": self.error_code,
             "message": self.message,
             "httpStatusCode": self.status,
@@ -48,27 +80,53 @@ class AlloyError(Exception):
         }
 
 
-def bad_request(message: str, error_code: str = "ValidationError", error_data: Any = None) -> AlloyError:
-    return AlloyError(400, error_code, message, error_data)
+def bad_request(
+    message: str, category: Category = Category.BAD_REQUEST, error_data: Any = None
+) -> AlloyError:
+    return AlloyError(400, category, message, error_data)
 
 
 def item_not_found(item_id: str) -> AlloyError:
-    return AlloyError(404, "ItemNotFound", f"no item with id {item_id!r}", {"itemId": item_id})
+    return AlloyError(404, Category.ITEM_NOT_FOUND, f"no item with id {item_id!r}", {"itemId": item_id})
 
 
 def signature_mismatch(item_id: str, sent: str) -> AlloyError:
     return AlloyError(
-        409,
-        "ItemSignatureMismatch",
+        SIGNATURE_MISMATCH_STATUS,
+        Category.ITEM_SIGNATURE_MISMATCH,
         f"the signature {sent!r} is not the current signature of item {item_id}: "
         "the item was edited since it was read; read it again and retry",
         {"itemId": item_id},
     )
 
 
+def design_not_found(design_code: str, status: int = 404) -> AlloyError:
+    return AlloyError(
+        status,
+        Category.DESIGN_NOT_FOUND,
+        f"there is no design {design_code!r} (GET /api/design/{{code}} reads a design; "
+        "POST /api/design creates one)",
+        {"designCode": design_code},
+    )
+
+
+def design_signature_mismatch(design_code: str, sent: str) -> AlloyError:
+    return AlloyError(
+        SIGNATURE_MISMATCH_STATUS,
+        Category.DESIGN_SIGNATURE_MISMATCH,
+        f"the signature {sent!r} is not the current signature of design {design_code}: the design "
+        "was changed since it was read; read it again (GET /api/design/{code}) and retry",
+        {"designCode": design_code},
+    )
+
+
 def unauthorized() -> AlloyError:
     return AlloyError(
         401,
-        "Unauthorised",
+        Category.USER_UNAUTHORIZED,
         "missing or invalid API key: send the header 'Authorization: Bearer <api key>'",
     )
+
+
+def internal_error(message: str) -> AlloyError:
+    return AlloyError(500, Category.INTERNAL_ERROR, message)

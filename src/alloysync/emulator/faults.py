@@ -6,8 +6,13 @@
 - `error_rate`: the fraction of those requests answered with an error instead; of these errors a
   share (`html_error_share`, default 0.2) is a non-JSON HTML 502 page, as a proxy in front of a real
   API sends now and then, and the rest a 500 with an Alloy error body.
-- `down`: every request fails; `down_mode` "503" answers 503 with an error body, "reset" closes the
-  connection without any answer.
+- `down`: every request fails; `down_mode` "503" answers 503 with an error body (category
+  `SystemUnderMaintenance`), "reset" closes the connection without any answer.
+- `signature_mismatch_status` (default 409): the HTTP status of a stale-signature error (categories
+  `ItemSignatureMismatch` and `DesignSignatureMismatch`). Alloy does not document that status, so a
+  client must recognise the category whatever the status; tests set e.g. 400 to prove it does.
+- `signature_mismatch_error_code` (default null: the category): the `errorCode` of those errors, so
+  a test can leave the category as the only sign of a stale signature.
 The admin API and the health check are never faulty.
 """
 
@@ -20,7 +25,14 @@ from enum import StrEnum
 from typing import Any
 
 from alloysync.emulator.checks import is_number
-from alloysync.emulator.errors import AlloyError, bad_request
+from alloysync.emulator.errors import (
+    SIGNATURE_MISMATCH_STATUS,
+    SIGNATURE_MISMATCHES,
+    AlloyError,
+    Category,
+    bad_request,
+    internal_error,
+)
 
 BAD_GATEWAY_PAGE = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -46,6 +58,8 @@ class FaultConfig:
     html_error_share: float = 0.2
     down: bool = False
     down_mode: DownMode = DownMode.UNAVAILABLE
+    signature_mismatch_status: int = SIGNATURE_MISMATCH_STATUS
+    signature_mismatch_error_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "down_mode": str(self.down_mode)}
@@ -70,6 +84,14 @@ class Faults:
             return InjectedFailure.BAD_GATEWAY_HTML
         return InjectedFailure.SERVER_ERROR
 
+    def shape(self, error: AlloyError) -> AlloyError:
+        """The error as the knobs make it: a stale signature with the configured status and code."""
+        if error.category not in SIGNATURE_MISMATCHES:
+            return error
+        return error.answered_with(
+            self.config.signature_mismatch_status, self.config.signature_mismatch_error_code
+        )
+
     def configure(self, updates: Mapping[str, Any]) -> FaultConfig:
         """Apply a partial change from the admin API; 400 on an unknown knob or a bad value."""
         changes: dict[str, Any] = {}
@@ -92,10 +114,23 @@ class Faults:
                         'down_mode must be "503" (answer 503) or "reset" (close the connection)'
                     )
                 changes[key] = DownMode(value)
+            elif key == "signature_mismatch_status":
+                if not isinstance(value, int) or isinstance(value, bool) or not 400 <= value <= 499:
+                    raise bad_request(
+                        "signature_mismatch_status must be an HTTP client-error status, 400 to 499"
+                    )
+                changes[key] = value
+            elif key == "signature_mismatch_error_code":
+                if value is not None and not isinstance(value, str):
+                    raise bad_request(
+                        "signature_mismatch_error_code must be a string, or null to send the category"
+                    )
+                changes[key] = value
             else:
                 raise bad_request(
                     f"unknown fault {key!r}; known: latency_ms, feed_latency_ms, error_rate, "
-                    "html_error_share, down, down_mode"
+                    "html_error_share, down, down_mode, signature_mismatch_status, "
+                    "signature_mismatch_error_code"
                 )
         self.config = replace(self.config, **changes)
         return self.config
@@ -105,8 +140,12 @@ class Faults:
 
 
 def injected_server_error() -> AlloyError:
-    return AlloyError(500, "InternalServerError", "an unexpected error occurred (injected by the emulator)")
+    return internal_error("an unexpected error occurred (injected by the emulator)")
 
 
 def service_down() -> AlloyError:
-    return AlloyError(503, "ServiceUnavailable", "the service is temporarily unavailable (emulator is down)")
+    return AlloyError(
+        503,
+        Category.SYSTEM_UNDER_MAINTENANCE,
+        "the service is temporarily unavailable (the emulator's down fault is on)",
+    )

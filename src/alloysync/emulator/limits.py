@@ -1,10 +1,16 @@
 """Alloy's rate limits: per API token, per request family, in fixed windows (60 s by default).
 
-Families: `query` (POST /api/aqs/query, 120), `read` (GET /api/item, 300), `write` (POST, PUT and
-DELETE /api/item, 150). `other` requests are counted in stats but not limited. Windows are aligned
-to multiples of the window length since the epoch, so `X-Rate-Limit-Reset` is the same instant
-for every request in a window. The admin API can change the limits and the window length (tests
-shrink the window to keep fast) or switch limiting off.
+Families: `query` (POST /api/aqs/query, 120), `read` (GET /api/item/..., 300), `write` (POST, PUT
+and DELETE /api/item..., 150). Alloy documents limits for these three only; the emulator counts the
+design endpoints with them by what they do: GET /api/design... (read a design, list designs) in
+`read`, POST/PUT/DELETE /api/design... (create a design, add an attribute) in `write`. `other`
+requests are counted in stats but not limited.
+
+Windows are aligned to multiples of the window length since the epoch, so `X-Rate-Limit-Reset` is
+the same instant for every request in a window. Every limited response, a 429 or not, carries
+exactly Alloy's documented headers `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (ISO time);
+nothing else (no `Retry-After`, no limit header). The admin API can change the limits and the
+window length (tests shrink the window to keep fast) or switch limiting off.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from alloysync.emulator.checks import is_number
 from alloysync.emulator.clock import format_timestamp
-from alloysync.emulator.errors import AlloyError, bad_request
+from alloysync.emulator.errors import AlloyError, Category, bad_request
 
 
 class Family(StrEnum):
@@ -31,13 +37,16 @@ class Family(StrEnum):
 
 QUERY_PATH = "/api/aqs/query"
 ITEM_PATH_PREFIX = "/api/item"
+DESIGN_PATH_PREFIX = "/api/design"
 
 
 def family_of(method: str, path: str) -> Family:
     """Which rate-limit family an API request belongs to."""
     if path == QUERY_PATH and method == "POST":
         return Family.QUERY
-    if path == ITEM_PATH_PREFIX or path.startswith(ITEM_PATH_PREFIX + "/"):
+    if any(
+        path == prefix or path.startswith(prefix + "/") for prefix in (ITEM_PATH_PREFIX, DESIGN_PATH_PREFIX)
+    ):
         if method == "GET":
             return Family.READ
         if method in ("POST", "PUT", "DELETE"):
@@ -76,19 +85,15 @@ class RateDecision:
     resets_at: float  # epoch seconds
 
     def headers(self) -> dict[str, str]:
-        headers = {
-            "X-Rate-Limit-Limit": str(self.limit),
+        return {
             "X-Rate-Limit-Remaining": str(self.remaining),
             "X-Rate-Limit-Reset": format_timestamp(datetime.fromtimestamp(self.resets_at, UTC)),
         }
-        if not self.allowed:
-            headers["Retry-After"] = str(max(1, math.ceil(self.resets_at - time.time())))
-        return headers
 
     def error(self, family: Family) -> AlloyError:
         return AlloyError(
             429,
-            "RateLimitExceeded",
+            Category.RATE_LIMITED,
             f"rate limit exceeded: at most {self.limit} {family} requests per window for this API key; "
             f"retry after {format_timestamp(datetime.fromtimestamp(self.resets_at, UTC))}",
             {"limit": self.limit, "family": str(family)},

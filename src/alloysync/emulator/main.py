@@ -1,4 +1,4 @@
-"""`alloysync emulator`: check the token, load state and seed, serve HTTP until SIGTERM or SIGINT.
+"""`alloysync emulator`: check the token, load the state file or the seed, serve HTTP until SIGTERM or SIGINT.
 
 On a clean stop the state file is saved before the process exits.
 """
@@ -34,6 +34,7 @@ def run_emulator(
     seed: str,
     state_file: str | None,
     rate_limits: bool,
+    item_dates: bool = False,
 ) -> int:
     """Run the emulator in the foreground; the process exit code."""
     if not settings.alloy_token_value():
@@ -46,23 +47,40 @@ def run_emulator(
     configure_logging(settings.log_level, settings.log_format, process="emulator")
     state_path = Path(state_file) if state_file else None
     return asyncio.run(
-        _serve(settings, host=host, port=port, seed=seed, state_path=state_path, rate_limits=rate_limits)
+        _serve(
+            settings,
+            host=host,
+            port=port,
+            seed=seed,
+            state_path=state_path,
+            rate_limits=rate_limits,
+            item_dates=item_dates,
+        )
     )
 
 
 async def _serve(
-    settings: Settings, *, host: str, port: int, seed: str, state_path: Path | None, rate_limits: bool
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    seed: str,
+    state_path: Path | None,
+    rate_limits: bool,
+    item_dates: bool,
 ) -> int:
     try:
-        state, loaded = create_state(settings, state_file=state_path, rate_limits=rate_limits)
+        state, loaded = create_state(
+            settings, state_file=state_path, rate_limits=rate_limits, item_dates=item_dates
+        )
     except StateFileError as error:
         print(f"alloysync emulator: {error}", file=sys.stderr)
         return EXIT_FAILURE
     if loaded:
-        log.info("state_loaded", path=str(state_path), items=len(state.store))
+        log.info("state_loaded", path=str(state_path), designs=len(state.designs), items=len(state.store))
     else:
         seeded = state.load_seed(seed)
-        log.info("seed_loaded", seed=seed, items=seeded)
+        log.info("seed_loaded", seed=seed, designs=len(state.designs), items=seeded)
 
     runner = web.AppRunner(build_app(state), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
@@ -75,9 +93,10 @@ async def _serve(
             return EXIT_FAILURE
         url = _listening_url(runner, host, port)
         limits = "on" if rate_limits else "off"
+        dates = "on" if item_dates else "off"
         print(
             f"alloysync emulator listening on {url} (seed: {seed}, rate limits: {limits}, "
-            f"state: {state_path or 'in memory only'})",
+            f"item dates: {dates}, state: {state_path or 'in memory only'})",
             flush=True,
         )
         log.info("emulator_started", url=url, items=len(state.store), rate_limits=rate_limits)

@@ -1,4 +1,8 @@
-"""The `--state FILE`: loading items at start, and saving them after changes without slowing requests.
+"""The `--state FILE`: loading designs and items at start, and saving them after changes without
+slowing requests.
+
+Format version 2 holds `designs` and `items`; a version 1 file (items only, written before the
+emulator had designs) still loads: its items come back, and the designs are the seed's.
 
 Saving is coalesced: a change marks the state dirty and schedules one save a short moment later, so
 a burst of a thousand creates costs a few file writes, not a thousand. The file is written on a
@@ -13,15 +17,18 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alloysync.emulator.clock import format_timestamp, utc_now
+from alloysync.emulator.designs import Design
 from alloysync.emulator.store import Item
 from alloysync.log import get_logger
 
 FORMAT_NAME = "alloysync-emulator-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_SAVE_DELAY = 0.2
 
 log = get_logger(__name__)
@@ -31,8 +38,14 @@ class StateFileError(Exception):
     """The state file exists but cannot be read as emulator state."""
 
 
-def load_items(path: Path) -> list[Item] | None:
-    """The items saved in `path`, or None when the file does not exist."""
+@dataclass(frozen=True)
+class SavedState:
+    designs: list[Design] | None  # None: a version 1 file, which has no designs
+    items: list[Item]
+
+
+def load_state(path: Path) -> SavedState | None:
+    """The designs and items saved in `path`, or None when the file does not exist."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -45,24 +58,28 @@ def load_items(path: Path) -> list[Item] | None:
         raise StateFileError(f"the state file {path} is not valid JSON: {error}") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise StateFileError(f'{path} is not an emulator state file (no "format": "{FORMAT_NAME}")')
-    if document.get("version") != FORMAT_VERSION:
-        raise StateFileError(f"{path} has state format version {document.get('version')!r}, expected 1")
+    version = document.get("version")
+    if version not in READABLE_VERSIONS:
+        raise StateFileError(f"{path} has state format version {version!r}, expected 1 or 2")
     raw_items = document.get("items")
-    if not isinstance(raw_items, list):
-        raise StateFileError(f'{path}: "items" must be a list')
+    raw_designs = document.get("designs") if version == FORMAT_VERSION else None
+    if not isinstance(raw_items, list) or (version == FORMAT_VERSION and not isinstance(raw_designs, list)):
+        raise StateFileError(f'{path}: "items" and "designs" must be lists')
     try:
-        return [Item.from_json(raw) for raw in raw_items]
+        designs = None if raw_designs is None else [Design.from_state(raw) for raw in raw_designs]
+        return SavedState(designs=designs, items=[Item.from_state(raw) for raw in raw_items])
     except ValueError as error:
         raise StateFileError(f"{path}: {error}") from error
 
 
-def write_items(path: Path, items: list[Item]) -> None:
-    """Write the items atomically (temporary file, fsync, rename). Blocking: call it on a thread."""
+def write_state(path: Path, designs: list[Design], items: list[Item]) -> None:
+    """Write designs and items atomically (temporary file, fsync, rename). Blocking: call it on a thread."""
     document: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "savedAt": format_timestamp(utc_now()),
-        "items": [item.to_json() for item in items],
+        "designs": [design.to_state() for design in designs],
+        "items": [item.to_state() for item in items],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -76,12 +93,13 @@ def write_items(path: Path, items: list[Item]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-class StateSaver:
-    """Saves a snapshot of the items to the state file shortly after each change."""
+Snapshot = Callable[[], tuple[list[Design], list[Item]]]
 
-    def __init__(
-        self, path: Path, snapshot: Callable[[], list[Item]], delay: float = DEFAULT_SAVE_DELAY
-    ) -> None:
+
+class StateSaver:
+    """Saves a snapshot of the designs and items to the state file shortly after each change."""
+
+    def __init__(self, path: Path, snapshot: Snapshot, delay: float = DEFAULT_SAVE_DELAY) -> None:
         self.path = path
         self._snapshot = snapshot
         self._delay = delay
@@ -117,8 +135,8 @@ class StateSaver:
             if not self._dirty:
                 return True
             self._dirty = False
-            items = self._snapshot()
-            write = asyncio.ensure_future(asyncio.to_thread(write_items, self.path, items))
+            designs, items = self._snapshot()
+            write = asyncio.ensure_future(asyncio.to_thread(write_state, self.path, designs, items))
             try:
                 await asyncio.shield(write)
             except asyncio.CancelledError:
@@ -131,5 +149,5 @@ class StateSaver:
                 self._dirty = True
                 log.error("state_save_failed", path=str(self.path), error=str(error))
                 return False
-            log.debug("state_saved", path=str(self.path), items=len(items))
+            log.debug("state_saved", path=str(self.path), designs=len(designs), items=len(items))
             return True

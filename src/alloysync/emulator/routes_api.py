@@ -1,7 +1,8 @@
-"""The Alloy API endpoints: AQS query, and item read, create, edit and delete.
+"""The Alloy API's item endpoints: AQS query, and item read, create, edit and delete.
 
 Authentication, rate limits, faults and error bodies are applied around these handlers by the gate
-in `app`; a handler only raises `AlloyError` for a request Alloy would refuse.
+in `app`; a handler only raises `AlloyError` for a request Alloy would refuse. Items are sent as
+`EmulatorState.item_json` renders them (no dates unless `--item-dates`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from alloysync.emulator.aqs import parse_query
-from alloysync.emulator.designs import parse_attribute_list
+from alloysync.emulator.aqs import check_query, parse_query
 from alloysync.emulator.errors import bad_request
+from alloysync.emulator.item_values import parse_attribute_list
 from alloysync.emulator.state import STATE_KEY
 from alloysync.emulator.store import DEFAULT_COLLECTION, ItemDraft
-from alloysync.emulator.wire import json_response, read_json, read_json_object
+from alloysync.emulator.wire import json_response, query_int, read_json, read_json_object
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -31,26 +32,27 @@ def add_api_routes(app: web.Application) -> None:
 
 async def query_items(request: web.Request) -> web.Response:
     """`POST /api/aqs/query?page=N&pageSize=M` → `{"page", "pageSize", "results"}` (no totals)."""
-    page = _query_int(request, "page", default=1, maximum=None)
-    page_size = _query_int(request, "pageSize", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    page = query_int(request, "page", default=1, maximum=None)
+    page_size = query_int(request, "pageSize", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     query = parse_query(await read_json(request))
     state = request.app[STATE_KEY]
+    check_query(query, state.designs)
     matching = query.run(state.store.snapshot())
     start = (page - 1) * page_size
-    results = [item.to_json(query.attributes) for item in matching[start : start + page_size]]
+    results = [state.item_json(item, query.attributes) for item in matching[start : start + page_size]]
     return json_response({"page": page, "pageSize": page_size, "results": results})
 
 
 async def get_item(request: web.Request) -> web.Response:
-    item = request.app[STATE_KEY].store.get(request.match_info["item_id"])
-    return json_response({"item": item.to_json()})
+    state = request.app[STATE_KEY]
+    return json_response({"item": state.item_json(state.store.get(request.match_info["item_id"]))})
 
 
 async def create_item(request: web.Request) -> web.Response:
     """`POST /api/item` `{designCode, collection, attributes}` → `{"item"}`."""
     draft = parse_draft(await read_json_object(request))
-    item = request.app[STATE_KEY].store.create(draft)
-    return json_response({"item": item.to_json()})
+    state = request.app[STATE_KEY]
+    return json_response({"item": state.item_json(state.store.create(draft))})
 
 
 async def edit_item(request: web.Request) -> web.Response:
@@ -59,16 +61,16 @@ async def edit_item(request: web.Request) -> web.Response:
     signature = body.get("signature")
     if not isinstance(signature, str) or not signature:
         raise bad_request(
-            "signature is required: send the item's current signature (from the latest read) with every edit",
-            error_code="ItemSignatureRequired",
+            "signature is required: send the item's current signature (from the latest read) with every edit"
         )
     values = parse_attribute_list(body.get("attributes"))
-    item = request.app[STATE_KEY].store.edit(request.match_info["item_id"], values, signature)
-    return json_response({"item": item.to_json()})
+    state = request.app[STATE_KEY]
+    item = state.store.edit(request.match_info["item_id"], values, signature)
+    return json_response({"item": state.item_json(item)})
 
 
 async def delete_item(request: web.Request) -> web.Response:
-    """`DELETE /api/item/{id}` with an optional `{"signature"}` body (a stale one → 409)."""
+    """`DELETE /api/item/{id}` with an optional `{"signature"}` body (a stale one is refused)."""
     body = await read_json_object(request, required=False)
     signature = body.get("signature")
     if signature is not None and not isinstance(signature, str):
@@ -90,22 +92,3 @@ def parse_draft(body: dict[str, Any]) -> ItemDraft:
         attributes=parse_attribute_list(body.get("attributes")),
         collection=collection,
     )
-
-
-def _query_int(request: web.Request, name: str, *, default: int, maximum: int | None) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(
-            f"{name} must be a whole number, got {raw!r}", error_code="InvalidQueryParameter"
-        ) from None
-    if value < 1:
-        raise bad_request(f"{name} must be 1 or more, got {value}", error_code="InvalidQueryParameter")
-    if maximum is not None and value > maximum:
-        raise bad_request(
-            f"{name} must be at most {maximum}, got {value}", error_code="InvalidQueryParameter"
-        )
-    return value

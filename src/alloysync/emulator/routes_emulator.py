@@ -2,7 +2,8 @@
 
 Admin API under `/_emulator/` (the bearer token is required except for `health`; never rate
 limited or faulty), documented for callers in `tests/support/emulator.py`:
-health, faults, rate-limits, reset, stats, items (bulk create), webhook.
+health, faults, rate-limits, reset, stats, designs (define with codes of one's own, list, read),
+items (bulk create, validated against the designs like the API; list, read), webhook.
 The price feed `/v1/bpi/currentprice.json` needs no token; faults apply to it, rate limits do not.
 """
 
@@ -13,6 +14,7 @@ import asyncio
 from aiohttp import web
 
 from alloysync.emulator.callouts import parse_webhook_config
+from alloysync.emulator.design_requests import parse_admin_design
 from alloysync.emulator.errors import bad_request
 from alloysync.emulator.prices import PRICE_PATH
 from alloysync.emulator.routes_api import parse_draft
@@ -33,6 +35,9 @@ def add_emulator_routes(app: web.Application) -> None:
     app.router.add_put(ADMIN_PREFIX + "rate-limits", put_rate_limits)
     app.router.add_post(ADMIN_PREFIX + "reset", reset)
     app.router.add_get(ADMIN_PREFIX + "stats", stats)
+    app.router.add_post(ADMIN_PREFIX + "designs", define_design)
+    app.router.add_get(ADMIN_PREFIX + "designs", list_designs)
+    app.router.add_get(ADMIN_PREFIX + "designs/{code}", read_design)
     app.router.add_post(ADMIN_PREFIX + "items", bulk_create)
     app.router.add_get(ADMIN_PREFIX + "items", list_items)
     app.router.add_get(ADMIN_PREFIX + "items/{item_id}", read_item)
@@ -66,14 +71,15 @@ async def put_rate_limits(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    """`{"seed": "none"|"demo"}`: drop every item, counter and rate-limit window, then seed."""
+    """`{"seed": "none"|"demo"|"empty"}`: drop every design, item, counter and rate-limit window,
+    then seed (`empty`: no designs at all)."""
     body = await read_json_object(request, required=False)
     seed = body.get("seed", "none")
     if seed not in SEED_NAMES:
         raise bad_request(f"seed must be one of {', '.join(SEED_NAMES)}, got {seed!r}")
     state = request.app[STATE_KEY]
     state.reset(seed)
-    return json_response({"ok": True, "items": len(state.store)})
+    return json_response({"ok": True, "designs": len(state.designs), "items": len(state.store)})
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -82,13 +88,34 @@ async def stats(request: web.Request) -> web.Response:
         {
             "requests": state.stats.snapshot(),
             "callouts": dict(state.callouts.counts),
+            "designs": len(state.designs),
             "items": len(state.store),
         }
     )
 
 
+async def define_design(request: web.Request) -> web.Response:
+    """A design with codes of one's own (`{"code"?, "name", ..., "attributes": [{"code"?, "name",
+    "type" | "options", ...}]}`), without a signature; codes left out are generated."""
+    draft, attributes, code = parse_admin_design(await read_json_object(request))
+    design = request.app[STATE_KEY].designs.create(draft, attributes, code=code)
+    return json_response({"design": design.to_json()})
+
+
+async def list_designs(request: web.Request) -> web.Response:
+    return json_response(
+        {"designs": [design.to_json() for design in request.app[STATE_KEY].designs.snapshot()]}
+    )
+
+
+async def read_design(request: web.Request) -> web.Response:
+    design = request.app[STATE_KEY].designs.get(request.match_info["code"])
+    return json_response({"design": design.to_json()})
+
+
 async def bulk_create(request: web.Request) -> web.Response:
-    """`{"items": [{designCode, collection?, attributes}]}`: create all or none; no limits or faults."""
+    """`{"items": [{designCode, collection?, attributes}]}`: create all or none, every item checked
+    against its design as the API does; no rate limits or faults."""
     body = await read_json_object(request)
     raw_items = body.get("items")
     if not isinstance(raw_items, list) or len(raw_items) > MAX_BULK_ITEMS:
@@ -99,7 +126,8 @@ async def bulk_create(request: web.Request) -> web.Response:
             raise bad_request(f"items[{position}] must be an object with designCode and attributes")
         drafts.append(parse_draft(raw))
     created = request.app[STATE_KEY].store.create_many(drafts)
-    return json_response({"items": [item.to_json() for item in created]})
+    state = request.app[STATE_KEY]
+    return json_response({"items": [state.item_json(item) for item in created]})
 
 
 async def list_items(request: web.Request) -> web.Response:
@@ -108,14 +136,17 @@ async def list_items(request: web.Request) -> web.Response:
     Unlike the Alloy API this costs no rate-limit budget, so watching the records does not take
     budget away from the alloysync processes that share the token."""
     design = request.query.get("design")
-    items = request.app[STATE_KEY].store.snapshot()
-    return json_response({"items": [item.to_json() for item in items if design in (None, item.design_code)]})
+    state = request.app[STATE_KEY]
+    items = state.store.snapshot()
+    return json_response(
+        {"items": [state.item_json(item) for item in items if design in (None, item.design_code)]}
+    )
 
 
 async def read_item(request: web.Request) -> web.Response:
     """One item as `{"item": ...}`, without rate limits or faults (for observers)."""
-    item = request.app[STATE_KEY].store.get(request.match_info["item_id"])
-    return json_response({"item": item.to_json()})
+    state = request.app[STATE_KEY]
+    return json_response({"item": state.item_json(state.store.get(request.match_info["item_id"]))})
 
 
 async def get_webhook(request: web.Request) -> web.Response:

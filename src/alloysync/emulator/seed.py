@@ -1,8 +1,17 @@
-"""The demo data (`--seed demo`): five job records that show what alloysync does.
+"""The seeds: what a fresh emulator holds (`--seed`, and the admin API's reset).
 
-One-off now, cron every minute, once at a set time (45 s after seeding), a paused weekly job, and a
-job naming an unknown task (it must end up `Invalid`). The attributes alloysync writes (Status,
-Message, ...) are absent at first, as on a record a user has just created.
+- `empty`: a new tenant: no designs, no items (create the jobs design with `alloysync setup`).
+- `none`: the jobs design under the configured codes (`ALLOYSYNC_JOBS_DESIGN`,
+  `ALLOYSYNC_ATTRIBUTES__*`; by default `designs_alloysyncJobs` and its attributes), no items.
+- `demo`: that design and five job records that show what alloysync does: one-off now, cron every
+  minute, once at a set time (45 s after seeding), a paused weekly job, and a job naming an unknown
+  task (it must end up `Invalid`). The attributes alloysync writes (Status, Message, ...) are
+  absent at first, as on a record a user has just created.
+
+The jobs design has every attribute of `alloysync.job_design.JOB_ATTRIBUTES` (the one list of a job
+record's attributes), with its name, type and String limit; Title is the interface attribute
+`attributes_itemsTitle` unless the settings give it another code. The item title template is the
+Title, the subtitle template the Status.
 """
 
 from __future__ import annotations
@@ -10,11 +19,53 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alloysync.emulator.attribute_options import (
+    AttributeOptions,
+    BooleanOptions,
+    DateTimeOptions,
+    JsonOptions,
+    NumberOptions,
+    StringOptions,
+)
+from alloysync.emulator.design_store import AttributeDraft, DesignDraft
+from alloysync.emulator.designs import TITLE_CODE
 from alloysync.emulator.store import ItemDraft
+from alloysync.job_design import DEFAULT_DESIGN_NAME, JOB_ATTRIBUTES, AttributeType, JobAttribute
 from alloysync.settings import JobAttributeCodes
 
-SEED_NAMES = ("none", "demo")
+SEED_NAMES = ("none", "demo", "empty")
+SEEDS_WITH_JOBS_DESIGN = ("none", "demo")
 RUN_AT_DELAY = timedelta(seconds=45)
+JOBS_COLLECTIONS = ("Live", "Archive")
+
+
+def jobs_design(codes: JobAttributeCodes) -> tuple[DesignDraft, list[AttributeDraft]]:
+    """The jobs design and its attributes under the configured attribute codes."""
+    draft = DesignDraft(
+        name=DEFAULT_DESIGN_NAME,
+        title="{{" + codes.title + "}}",
+        subtitle="{{" + codes.status + "}}",
+        collections=JOBS_COLLECTIONS,
+    )
+    attributes = [
+        AttributeDraft(name=attribute.name, options=_options(attribute), code=getattr(codes, attribute.field))
+        for attribute in JOB_ATTRIBUTES
+        if getattr(codes, attribute.field) != TITLE_CODE
+    ]
+    return draft, attributes
+
+
+def _options(attribute: JobAttribute) -> AttributeOptions:
+    if attribute.type is AttributeType.STRING:
+        return StringOptions(max=attribute.max_length)
+    if attribute.type is AttributeType.NUMBER:
+        return NumberOptions(decimal_places=0)
+    if attribute.type is AttributeType.BOOLEAN:
+        return BooleanOptions()
+    if attribute.type is AttributeType.DATETIME:
+        return DateTimeOptions(precision="Milliseconds")
+    return JsonOptions()
+
 
 PRICE_PIPELINE = "coinrequest.get_btc_prices | coinrequest.process_prices | coinrequest.compose_price_email"
 PRICES_ONLY = "coinrequest.get_btc_prices | coinrequest.process_prices"

@@ -1,25 +1,28 @@
-"""One running emulator: the parts (items, limits, faults, stats, call-outs, prices, state file) and
-how they are connected. The HTTP layer reaches it through `STATE_KEY` on the aiohttp application.
+"""One running emulator: the parts (designs, items, limits, faults, stats, call-outs, prices, state
+file) and how they are connected. The HTTP layer reaches it through `STATE_KEY` on the aiohttp
+application.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from alloysync.emulator.auth import TokenCheck
 from alloysync.emulator.callouts import Callouts
 from alloysync.emulator.clock import utc_now
-from alloysync.emulator.designs import DesignRules, job_attribute_types
+from alloysync.emulator.design_store import DesignStore
+from alloysync.emulator.designs import Design
 from alloysync.emulator.faults import Faults
 from alloysync.emulator.limits import RateLimitConfig, RateLimiter
-from alloysync.emulator.persistence import StateSaver, load_items
+from alloysync.emulator.persistence import StateSaver, load_state
 from alloysync.emulator.prices import PriceFeed
-from alloysync.emulator.seed import demo_jobs
+from alloysync.emulator.seed import SEEDS_WITH_JOBS_DESIGN, demo_jobs, jobs_design
 from alloysync.emulator.stats import RequestStats
-from alloysync.emulator.store import Change, ItemStore
+from alloysync.emulator.store import Change, Item, ItemStore, item_json
 from alloysync.settings import Settings
 
 
@@ -27,6 +30,7 @@ from alloysync.settings import Settings
 class EmulatorState:
     settings: Settings
     tokens: TokenCheck
+    designs: DesignStore
     store: ItemStore
     limiter: RateLimiter
     faults: Faults
@@ -34,54 +38,84 @@ class EmulatorState:
     callouts: Callouts
     prices: PriceFeed
     saver: StateSaver | None
+    item_dates: bool = False  # send items with lastEditDate/createdDate (real Alloy does not)
+
+    def item_json(self, item: Item, only_attributes: frozenset[str] | None = None) -> dict[str, Any]:
+        """The item as the API sends it."""
+        design = self.designs.find(item.design_code)
+        return item_json(item, design, item_dates=self.item_dates, only_attributes=only_attributes)
 
     def load_seed(self, seed: str) -> int:
-        """Add the named seed's items ("none" adds nothing); the number of items added."""
+        """Add the named seed's designs and items (see `seed`); the number of items added."""
+        if seed in SEEDS_WITH_JOBS_DESIGN:
+            self.add_jobs_design()
         if seed != "demo":
             return 0
         drafts = demo_jobs(self.settings.jobs_design, self.settings.attributes, utc_now())
         return len(self.store.create_many(drafts))
 
+    def add_jobs_design(self) -> Design:
+        draft, attributes = jobs_design(self.settings.attributes)
+        return self.designs.create(draft, attributes, code=self.settings.jobs_design)
+
     def reset(self, seed: str) -> None:
-        """Drop every item, the request counts and the rate-limit windows; then load the seed."""
+        """Drop every design, item, request count and rate-limit window; then load the seed."""
         self.store.clear()
+        self.designs.clear()
         self.stats.clear()
         self.callouts.clear_counts()
         self.limiter.reset_windows()
         self.load_seed(seed)
 
+    def snapshot(self) -> tuple[list[Design], list[Item]]:
+        return self.designs.snapshot(), self.store.snapshot()
+
     def on_store_change(self, change: Change) -> None:
+        self.mark_dirty()
+        self.callouts.on_change(change)
+
+    def mark_dirty(self) -> None:
         if self.saver is not None:
             self.saver.mark_dirty()
-        self.callouts.on_change(change)
 
 
 STATE_KEY = web.AppKey("alloysync_emulator_state", EmulatorState)
 
 
 def create_state(
-    settings: Settings, *, state_file: Path | None, rate_limits: bool
+    settings: Settings, *, state_file: Path | None, rate_limits: bool, item_dates: bool = False
 ) -> tuple[EmulatorState, bool]:
-    """A new emulator state, with the items of `state_file` when it exists.
+    """A new emulator state, with the designs and items of `state_file` when it exists.
 
-    Returns the state and whether items were loaded from the file. Raises `StateFileError` when the
-    file exists but is not a readable state file (it is never overwritten then).
+    Returns the state and whether the file was loaded. A version 1 file (items only) gets the jobs
+    design of the `none` seed (and is rewritten in version 2). Raises `StateFileError` when the file
+    exists but is not a readable state file (it is never overwritten then). Call it on the event loop.
     """
-    rules = DesignRules({settings.jobs_design: job_attribute_types(settings.attributes)})
-    store = ItemStore(rules)
-    loaded = load_items(state_file) if state_file is not None else None
-    if loaded is not None:
-        store.load(loaded)
+    designs = DesignStore()
+    store = ItemStore(designs)
+    saved = load_state(state_file) if state_file is not None else None
     state = EmulatorState(
         settings=settings,
         tokens=TokenCheck(settings.alloy_token_value()),
+        designs=designs,
         store=store,
         limiter=RateLimiter(RateLimitConfig(enabled=rate_limits)),
         faults=Faults(),
         stats=RequestStats(),
         callouts=Callouts(),
         prices=PriceFeed(),
-        saver=None if state_file is None else StateSaver(state_file, store.snapshot),
+        saver=None,
+        item_dates=item_dates,
     )
+    if state_file is not None:
+        state.saver = StateSaver(state_file, state.snapshot)
+    if saved is not None:
+        store.load(saved.items)
+        if saved.designs is None:
+            state.add_jobs_design()
+            state.mark_dirty()  # rewrite the file in version 2, with the design
+        else:
+            designs.load(saved.designs)
     store.add_listener(state.on_store_change)
-    return state, loaded is not None
+    designs.add_listener(state.mark_dirty)
+    return state, saved is not None

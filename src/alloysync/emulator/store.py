@@ -2,16 +2,17 @@
 
 An `Item` is immutable: an edit replaces it with a new one. That keeps a snapshot (a list of the
 current items) consistent while `persistence` serialises it on another thread. Every edit gets a
-new signature and a newer `lastEditDate`; edit dates are strictly increasing within the store so
-that "edited after X" queries never miss an edit made in the same millisecond as X.
+new signature and a newer edit date; edit dates are strictly increasing within the store so that
+"edited after X" queries never miss an edit made in the same millisecond as X. The dates are
+kept for AQS (`ItemProperty` `lastEditDate`/`createdDate`) and the state file; whether items are
+*sent* with them is the caller's choice (`item_json`): real Alloy items carry none.
+Every create and edit is checked against the item's design (`item_values`).
 Listeners are told about every change (persistence, webhook call-outs).
 """
 
 from __future__ import annotations
 
-import itertools
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,10 +20,14 @@ from enum import StrEnum
 from typing import Any
 
 from alloysync.emulator.clock import format_timestamp, parse_timestamp, utc_now
-from alloysync.emulator.designs import ITEM_ID_PATTERN, DesignRules
-from alloysync.emulator.errors import item_not_found, signature_mismatch
+from alloysync.emulator.codes import HEX24, ObjectIds, new_signature
+from alloysync.emulator.design_store import DesignStore
+from alloysync.emulator.designs import DEFAULT_COLOUR, DEFAULT_ICON, GEOMETRY_CODE, Design
+from alloysync.emulator.errors import design_not_found, item_not_found, signature_mismatch
+from alloysync.emulator.item_values import check_edit, check_new_item
 
 DEFAULT_COLLECTION = "Live"
+END_OF_TIME = "9999-12-31T23:59:59.999Z"  # an item's `end` while it is current
 _ONE_MILLISECOND = timedelta(milliseconds=1)
 
 
@@ -38,39 +43,27 @@ class Item:
     created: datetime
     last_edit: datetime
 
-    def to_json(self, only_attributes: frozenset[str] | None = None) -> dict[str, Any]:
-        """The item as Alloy sends it; `only_attributes` limits the attributes (None = all)."""
-        attributes = [
-            {"attributeCode": code, "value": value}
-            for code, value in self.attributes.items()
-            if only_attributes is None or code in only_attributes
-        ]
+    def to_state(self) -> dict[str, Any]:
+        """The item as the state file keeps it (with its dates)."""
         return {
             "itemId": self.item_id,
             "designCode": self.design_code,
             "collection": self.collection,
-            "start": None,
-            "end": None,
-            "icon": "icon-asset",
-            "colour": "#5a7d9a",
-            "locked": False,
-            "context": "Customer",
-            "geometry": None,
-            "attributes": attributes,
+            "attributes": _attribute_list(self.attributes, None),
             "signature": self.signature,
             "lastEditDate": format_timestamp(self.last_edit),
             "createdDate": format_timestamp(self.created),
         }
 
     @classmethod
-    def from_json(cls, raw: Any) -> Item:
-        """An item from its `to_json` form (the state file); ValueError when it is not one."""
+    def from_state(cls, raw: Any) -> Item:
+        """An item from its `to_state` form (the state file); ValueError when it is not one."""
         if not isinstance(raw, dict):
             raise ValueError("an item must be a JSON object")
         item_id, design, collection, signature = (
             raw.get(key) for key in ("itemId", "designCode", "collection", "signature")
         )
-        if not isinstance(item_id, str) or not ITEM_ID_PATTERN.match(item_id):
+        if not isinstance(item_id, str) or not HEX24.match(item_id):
             raise ValueError(f"itemId {item_id!r} is not 24 lowercase hex digits")
         if not isinstance(design, str) or not isinstance(collection, str) or not isinstance(signature, str):
             raise ValueError(f"item {item_id}: designCode, collection and signature must be strings")
@@ -84,6 +77,46 @@ class Item:
                 raise ValueError(f"item {item_id}: attributes must be {{attributeCode, value}} objects")
             attributes[entry["attributeCode"]] = entry.get("value")
         return cls(item_id, design, collection, attributes, signature, created, last_edit)
+
+
+def item_json(
+    item: Item,
+    design: Design | None,
+    *,
+    item_dates: bool,
+    only_attributes: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """The item as Alloy sends it: title and subtitle rendered from the design's templates, icon and
+    colour from the design, `start`/`end`, geometry; `lastEditDate`/`createdDate` only with
+    `item_dates`. `only_attributes` limits the attributes (None = all)."""
+    document: dict[str, Any] = {
+        "itemId": item.item_id,
+        "designCode": item.design_code,
+        "collection": item.collection,
+        "start": format_timestamp(item.created),
+        "end": END_OF_TIME,
+        "geometry": item.attributes.get(GEOMETRY_CODE),
+        "icon": (design.icon if design is not None else None) or DEFAULT_ICON,
+        "colour": (design.colour if design is not None else None) or DEFAULT_COLOUR,
+        "locked": False,
+        "context": design.context if design is not None else "Customer",
+        "attributes": _attribute_list(item.attributes, only_attributes),
+        "signature": item.signature,
+        "title": design.render_title(item.attributes) if design is not None else "",
+        "subtitle": design.render_subtitle(item.attributes) if design is not None else "",
+    }
+    if item_dates:
+        document["lastEditDate"] = format_timestamp(item.last_edit)
+        document["createdDate"] = format_timestamp(item.created)
+    return document
+
+
+def _attribute_list(attributes: Mapping[str, Any], only: frozenset[str] | None) -> list[dict[str, Any]]:
+    return [
+        {"attributeCode": code, "value": value}
+        for code, value in attributes.items()
+        if only is None or code in only
+    ]
 
 
 @dataclass(frozen=True)
@@ -111,31 +144,14 @@ class Change:
 ChangeListener = Callable[[Change], None]
 
 
-class _ObjectIds:
-    """24-hex ids shaped like MongoDB ObjectIds (Alloy's ids): seconds, a process tag, a counter."""
-
-    def __init__(self) -> None:
-        self._process_tag = secrets.token_bytes(5)
-        self._counter = itertools.count(secrets.randbelow(1 << 24))
-
-    def new(self) -> str:
-        seconds = int(time.time()).to_bytes(4, "big")
-        counter = (next(self._counter) % (1 << 24)).to_bytes(3, "big")
-        return (seconds + self._process_tag + counter).hex()
-
-
-def new_signature() -> str:
-    return secrets.token_hex(12)
-
-
 class ItemStore:
-    """All items of one emulator, keyed by item id. Values are checked against `rules`."""
+    """All items of one emulator, keyed by item id; values are checked against `designs`."""
 
-    def __init__(self, rules: DesignRules) -> None:
-        self.rules = rules
+    def __init__(self, designs: DesignStore) -> None:
+        self.designs = designs
         self._items: dict[str, Item] = {}
         self._listeners: list[ChangeListener] = []
-        self._ids = _ObjectIds()
+        self._ids = ObjectIds()
         self._last_stamp: datetime | None = None
 
     def add_listener(self, listener: ChangeListener) -> None:
@@ -154,20 +170,38 @@ class ItemStore:
             raise item_not_found(item_id)
         return item
 
+    # --- ItemLookup, for the value checks -----------------------------------------------------
+
+    def design_of(self, item_id: str) -> str | None:
+        item = self._items.get(item_id)
+        return None if item is None else item.design_code
+
+    def values_of(self, design_code: str, attribute_code: str) -> Iterable[tuple[str, Any]]:
+        for item in self._items.values():
+            if item.design_code == design_code and attribute_code in item.attributes:
+                yield item.item_id, item.attributes[attribute_code]
+
+    # --- changes ------------------------------------------------------------------------------
+
     def create(self, draft: ItemDraft) -> Item:
         return self.create_many([draft])[0]
 
     def create_many(self, drafts: Iterable[ItemDraft]) -> list[Item]:
-        """Create every draft, or none when any of them has a wrongly typed value."""
-        checked = [(draft, self.rules.check(draft.design_code, draft.attributes)) for draft in drafts]
+        """Create every draft, or none when any of them breaks its design's rules."""
+        checked = []
+        for draft in drafts:
+            design = self.designs.find(draft.design_code)
+            if design is None:
+                raise design_not_found(draft.design_code, status=400)
+            checked.append((draft, check_new_item(design, draft.collection, draft.attributes, self)))
         created = []
-        for draft, values in checked:
+        for draft, attributes in checked:
             stamp = self._next_stamp()
             item = Item(
                 item_id=self._ids.new(),
                 design_code=draft.design_code,
                 collection=draft.collection,
-                attributes={code: value for code, value in values.items() if value is not None},
+                attributes=attributes,
                 signature=new_signature(),
                 created=stamp,
                 last_edit=stamp,
@@ -183,18 +217,14 @@ class ItemStore:
         current = self.get(item_id)
         if not secrets.compare_digest(signature, current.signature):
             raise signature_mismatch(item_id, signature)
-        checked = self.rules.check(current.design_code, values)
-        attributes = dict(current.attributes)
-        for code, value in checked.items():
-            if value is None:
-                attributes.pop(code, None)
-            else:
-                attributes[code] = value
+        design = self.designs.find(current.design_code)
+        if design is None:
+            raise design_not_found(current.design_code, status=400)
         edited = Item(
             item_id=current.item_id,
             design_code=current.design_code,
             collection=current.collection,
-            attributes=attributes,
+            attributes=check_edit(design, item_id, current.attributes, values, self),
             signature=new_signature(),
             created=current.created,
             last_edit=self._next_stamp(),

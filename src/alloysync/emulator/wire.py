@@ -1,4 +1,4 @@
-"""JSON over HTTP: reading request bodies strictly, writing JSON and Alloy error responses."""
+"""JSON over HTTP: reading request bodies strictly, query parameters, JSON and Alloy error responses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from alloysync.emulator.checks import describe_json
-from alloysync.emulator.errors import AlloyError, bad_request
+from alloysync.emulator.errors import AlloyError, Category, bad_request
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -24,15 +24,17 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.client_max_size
-        raise AlloyError(413, "RequestTooLarge", f"the request body is larger than {limit} bytes") from None
+        raise AlloyError(
+            413, Category.BAD_REQUEST, f"the request body is larger than {limit} bytes"
+        ) from None
     if not raw.strip():
         if required:
-            raise bad_request("the request needs a JSON body", error_code="InvalidJson")
+            raise bad_request("the request needs a JSON body")
         return None
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
-        raise bad_request(f"the request body is not valid JSON: {error}", error_code="InvalidJson") from None
+        raise bad_request(f"the request body is not valid JSON: {error}") from None
 
 
 async def read_json_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
@@ -41,9 +43,7 @@ async def read_json_object(request: web.Request, *, required: bool = True) -> di
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise bad_request(
-            f"the request body must be a JSON object, got {describe_json(body)}", error_code="InvalidJson"
-        )
+        raise bad_request(f"the request body must be a JSON object, got {describe_json(body)}")
     return body
 
 
@@ -58,3 +58,25 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
 
 def error_response(error: AlloyError, headers: Mapping[str, str] | None = None) -> web.Response:
     return json_response(error.body(), status=error.status, headers=headers)
+
+
+def query_int(request: web.Request, name: str, *, default: int, maximum: int | None) -> int:
+    """A whole-number query parameter, its name matched without case (`page`, `Page`); 400 when bad."""
+    raw = query_text(request, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise bad_request(f"{name} must be 1 or more, got {value}")
+    if maximum is not None and value > maximum:
+        raise bad_request(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def query_text(request: web.Request, name: str) -> str | None:
+    """A query parameter, its name matched without case (ASP.NET binds them so); None when absent."""
+    wanted = name.lower()
+    return next((value for key, value in request.query.items() if key.lower() == wanted), None)
