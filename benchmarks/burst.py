@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from alloysync import keys
+from alloysync.state import keys
 from benchmarks.common import (
     Stack,
     add_appendfsync_option,

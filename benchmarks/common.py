@@ -32,7 +32,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from alloysync import __version__
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
 from tests.support.emulator import EmulatorProcess
 from tests.support.system import DESIGN, System
 

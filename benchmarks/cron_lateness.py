@@ -37,8 +37,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from alloysync import keys
-from alloysync.outbox import format_time
+from alloysync.model.times import format_alloy_datetime as format_time
+from alloysync.state import keys
 from benchmarks.common import (
     add_appendfsync_option,
     add_dramatiq_timeout_option,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
 from alloysync.settings import Settings
 from tests.support.emulator import EmulatorProcess
 

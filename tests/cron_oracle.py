@@ -1,4 +1,4 @@
-"""Brute-force oracles for `alloysync.cron`, written independently of its search.
+"""Brute-force oracles for `alloysync.model.cron`, written independently of its search.
 
 They share only the parsed field sets with the code under test (parsing is tested by tables):
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alloysync.cron import CronExpression
+from alloysync.model.cron import CronExpression
 
 MINUTE = timedelta(minutes=1)
 

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import structlog
 from dramatiq.common import current_millis
 
-from alloysync.broker import AlloysyncBroker, WorkerHeartbeat, build_broker
-from alloysync.redis_server import RedisServer
+from alloysync.broker import AlloysyncBroker, build_broker
+from alloysync.local.redis_server import RedisServer
 from alloysync.settings import Settings
+from alloysync.worker.middleware import WorkerHeartbeat
 
 TIMEOUT = 1.0  # heartbeat timeout of this test's broker, seconds
 
@@ -53,3 +55,17 @@ def test_after_a_redis_outage_live_workers_get_time_to_heartbeat(
     time.sleep(TIMEOUT + 0.2)  # "other" had its chance to heartbeat and did not: it is dead
     heartbeat.pass_once(broker)
     assert broker.client.lrange("dramatiq:default", 0, -1) == [b"m1"]
+
+
+def test_a_worker_stopping_while_redis_is_away_logs_one_warning(
+    broker: AlloysyncBroker, redis_server: RedisServer
+) -> None:
+    heartbeat = WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT)
+    heartbeat.pass_once(broker)
+    redis_server.stop()
+    with structlog.testing.capture_logs() as logged:
+        heartbeat.before_worker_shutdown(broker, worker=None)  # type: ignore[arg-type]
+    assert [(line["log_level"], line["event"]) for line in logged] == [
+        ("warning", "cannot reach Redis to unregister the stopping worker")
+    ]
+    assert "exc_info" not in logged[0]

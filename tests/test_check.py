@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from alloysync.job_design import BY_FIELD, JOB_ATTRIBUTES
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
+from alloysync.model.design import BY_FIELD, JOB_ATTRIBUTES
 from alloysync.settings import JobAttributeCodes
 from tests.support.emulator import EmulatorProcess
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alloysync.redis_server import RedisServer, free_port
+from alloysync.local.redis_server import RedisServer, free_port
 from tests.support.emulator import EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]

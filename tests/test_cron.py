@@ -1,4 +1,5 @@
-"""Tests of `alloysync.cron`: parsing, next-fire arithmetic in UTC and across DST, brute-force oracles."""
+"""Tests of `alloysync.model.cron`: parsing, next-fire arithmetic in UTC and across DST, brute-force
+oracles."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from alloysync.cron import CronError, CronExpression, TimezoneError, parse_timezone
+from alloysync.model.cron import CronError, CronExpression, TimezoneError, parse_timezone
 from tests.cron_oracle import oracle_matches, oracle_next_fire, simulated_fires
 
 LONDON = ZoneInfo("Europe/London")

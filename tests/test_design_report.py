@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from alloysync.alloy.designs import Design
-from alloysync.design_report import inspect_design
-from alloysync.job_design import BY_FIELD, JOB_ATTRIBUTES, TITLE_CODE
+from alloysync.model.design import BY_FIELD, JOB_ATTRIBUTES, TITLE_CODE
+from alloysync.model.design_report import inspect_design
 from alloysync.settings import JobAttributeCodes
 
 DESIGN = "designs_alloysyncJobs_65a1b2c3d4e5f60718293a4b"

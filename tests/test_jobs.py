@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from alloysync.alloy.models import Item
-from alloysync.jobs import DisabledJob, InvalidJob, JobSpec, ScheduleKind, read_definition, validate_job
+from alloysync.model.jobs import DisabledJob, InvalidJob, JobSpec, ScheduleKind, read_definition, validate_job
+from alloysync.model.registry import TaskRegistry, load_task_modules
 from alloysync.settings import JobAttributeCodes, MissedRunPolicy, Settings
-from alloysync.tasks import TaskRegistry, load_task_modules
 
 CODES = JobAttributeCodes()
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from alloysync.lease import LeaseLost, PollerLease
-from alloysync.redis_server import RedisServer
-from alloysync.store import JobStore
+from alloysync.local.redis_server import RedisServer
+from alloysync.state.lease import LeaseLost, PollerLease
+from alloysync.state.sync import SyncState
 
 
 async def test_one_holder_takeover_and_fencing(redis_server: RedisServer) -> None:
@@ -29,7 +29,7 @@ async def test_one_holder_takeover_and_fencing(redis_server: RedisServer) -> Non
     await asyncio.sleep(1.1)  # `first` stopped renewing (paused, partitioned, dead)
     assert await second.refresh() is True
     assert second.value is not None and second.value.startswith("b:") and second.value != stale
-    store = JobStore(client)
+    store = SyncState(client)
     with pytest.raises(LeaseLost):
         await store.set_cursor(stale, datetime.now(UTC))  # the ex-leader's decision is refused
     await store.set_cursor(second.value, datetime.now(UTC))

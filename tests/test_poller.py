@@ -13,18 +13,19 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from alloysync import keys
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.broker import build_broker
-from alloysync.lease import PollerLease
+from alloysync.enqueue import RunQueue
+from alloysync.local.redis_server import RedisServer
 from alloysync.metrics import FULL_SYNC_DURATION, FULL_SYNC_QUERIES
-from alloysync.outbox import Event
-from alloysync.poller import Poller
-from alloysync.redis_server import RedisServer
-from alloysync.runs import RunQueue, RunRequest
+from alloysync.model.events import Event
+from alloysync.model.registry import TaskRegistry, load_task_modules
+from alloysync.model.runs import RunRequest
+from alloysync.serve.poller import Poller
 from alloysync.settings import JobAttributeCodes, Settings
-from alloysync.tasks import TaskRegistry, load_task_modules
+from alloysync.state import keys
+from alloysync.state.lease import PollerLease
 from tests.support.emulator import EmulatorProcess
 
 CODES = JobAttributeCodes()

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
-from alloysync import keys
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.ratelimit import TokenBucket
-from alloysync.outbox import Event, Status
-from alloysync.redis_server import RedisServer
-from alloysync.reporter import Reporter, sample_outbox
+from alloysync.local.redis_server import RedisServer
+from alloysync.model.events import Event, Status
+from alloysync.serve.reporter import Reporter, sample_outbox
 from alloysync.settings import JobAttributeCodes, Settings
+from alloysync.state import keys
 from tests.support.emulator import EmulatorProcess
 
 CODES = JobAttributeCodes()
@@ -185,3 +186,22 @@ async def test_deleted_items_are_dropped_and_run_requested_is_reset(
 
 async def _drained(client: aioredis.Redis) -> bool:
     return bool(await client.xlen(keys.OUTBOX) == 0)
+
+
+async def test_after_an_outage_a_reporter_does_not_take_over_its_own_events(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    emulator.set_faults(down=True, down_mode="reset")
+    reporter = Reporter(Settings(), alloy, client, consumer="r1", claim_idle_ms=300, claim_every=0.1)
+    with structlog.testing.capture_logs() as logged:
+        async with running(reporter):
+            await emit(client, item_id, "queued", status=Status.QUEUED, message="Queued")
+            await asyncio.sleep(1.5)  # its own entry waits (write backing off) far longer than 300 ms
+            assert await reporter.take_over_idle() == 0
+            pending = await client.xpending_range(keys.OUTBOX, keys.OUTBOX_GROUP, "-", "+", 10)
+            assert [(entry["consumer"], entry["times_delivered"]) for entry in pending] == [("r1", 1)]
+            emulator.set_faults(down=False)
+            await until(lambda: _drained(client), 30)
+    assert not [line for line in logged if line["event"] == "took over status events of another reporter"]
+    assert emulator.attributes(item_id)[CODES.status] == "Queued"

@@ -13,14 +13,17 @@ import pytest
 import redis
 from dramatiq.middleware import SkipMessage
 
-from alloysync import keys
 from alloysync.broker import AlloysyncBroker, build_broker
-from alloysync.outbox import Event, Status
-from alloysync.runs import ACTOR_NAME, RunKind, RunQueue, RunRequest, run_id_for
-from alloysync.runstate import Claim, RunState
+from alloysync.enqueue import ACTOR_NAME, RunQueue
+from alloysync.model.events import Event, Status
+from alloysync.model.registry import load_task_modules
+from alloysync.model.runs import RunKind, RunRequest, run_id_for
+from alloysync.serve.web import run_summary
 from alloysync.settings import MissedRunPolicy, Settings
-from alloysync.stale_fires import StaleFireSkipper
-from alloysync.tasks import load_task_modules
+from alloysync.state import keys
+from alloysync.state.claims import Claim
+from alloysync.state.claims import Claims as RunState
+from alloysync.worker.middleware import StaleFireSkipper
 from tests.support.queues import queued_messages
 
 
@@ -267,3 +270,30 @@ def test_once_lets_one_catch_up_through_a_backlog_that_never_clears(
         except SkipMessage:
             pass
     assert ran == [3, 7, 9]  # each skip deferred to the newest fire of its moment, which then ran
+
+
+def test_a_pipeline_that_never_retried_shows_one_attempt(runs: RunQueue, redis_client: redis.Redis) -> None:
+    state = RunState(redis_client)
+    runs.submit(request())  # two steps: tests.record | tests.echo
+    now = "2026-11-21T10:00:00.000Z"
+    for step, message in enumerate(("message-a", "message-b")):
+        run = state.load("now:item1:v1")
+        assert run is not None
+        assert state.claim(run, step, message, now, "w", LATER, started()) is Claim.FIRST
+        state.finish_step(run, step, message, now, '"r"', 0, started())
+    finished = state.load("now:item1:v1")
+    assert finished is not None and run_summary(finished)["attempts"] == 1
+
+
+def test_a_retried_step_counts_its_attempts(runs: RunQueue, redis_client: redis.Redis) -> None:
+    state = RunState(redis_client)
+    runs.submit(request())
+    now = "2026-11-21T10:00:00.000Z"
+    run = state.load("now:item1:v1")
+    assert run is not None
+    for _attempt in range(3):  # the first delivery and two retries of the same message
+        state.claim(run, 0, "message-a", now, "w", LATER, started())
+    state.finish_step(run, 0, "message-a", now, '"r"', 0, started())
+    assert state.claim(run, 1, "message-b", now, "w", LATER, started()) is Claim.FIRST
+    loaded = state.load("now:item1:v1")
+    assert loaded is not None and run_summary(loaded)["attempts"] == 3

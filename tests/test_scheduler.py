@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from alloysync import keys
 from alloysync.broker import build_broker
-from alloysync.jobs import ScheduleKind
-from alloysync.redis_server import RedisServer
-from alloysync.runs import RunQueue
+from alloysync.enqueue import RunQueue
+from alloysync.local.redis_server import RedisServer
+from alloysync.model.fires import ScheduleEntry
+from alloysync.model.jobs import ScheduleKind
+from alloysync.model.registry import load_task_modules
 from alloysync.scheduler import SchedulerCore
-from alloysync.schedules import ScheduleEntry
 from alloysync.settings import MissedRunPolicy, Settings
-from alloysync.tasks import load_task_modules
+from alloysync.state import keys
 from tests.support.queues import queued_messages
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alloysync.jobs import ScheduleKind
-from alloysync.schedules import ScheduleEntry, plan_fires
+from alloysync.model.fires import ScheduleEntry, plan_fires
+from alloysync.model.jobs import ScheduleKind
 from alloysync.settings import MissedRunPolicy
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

@@ -10,15 +10,17 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from alloysync import keys
 from alloysync.alloy.client import AlloyClient
 from alloysync.broker import build_broker
-from alloysync.lease import PollerLease
-from alloysync.redis_server import RedisServer
-from alloysync.runs import RunQueue
-from alloysync.serve import Leadership
+from alloysync.enqueue import RunQueue
+from alloysync.local.redis_server import RedisServer
+from alloysync.model.registry import load_task_modules
+from alloysync.serve.leadership import Leadership
+from alloysync.serve.poller import Poller
+from alloysync.serve.reporter import Reporter
 from alloysync.settings import JobAttributeCodes, Settings
-from alloysync.tasks import load_task_modules
+from alloysync.state import keys
+from alloysync.state.lease import PollerLease
 from tests.support.emulator import EmulatorProcess
 
 CODES = JobAttributeCodes()
@@ -41,7 +43,8 @@ async def test_the_poller_comes_back_after_its_lease_was_lost_and_retaken(
     runs = RunQueue(sync_client, build_broker(settings), registry, settings)
     lease = PollerLease(client, settings.lease_ttl)
     async with AlloyClient.from_settings(settings) as alloy:
-        leadership = Leadership(settings, alloy, client, runs, registry, lease)
+        poller = Poller(settings, alloy, client, runs, registry, lease)
+        leadership = Leadership(poller, Reporter(settings, alloy, client, consumer=lease.replica))
         task = asyncio.create_task(leadership.run())
         try:
             await _until(lambda: bool(leadership.tasks), 5)

@@ -17,10 +17,11 @@ from pydantic import SecretStr
 
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.designs import Design
-from alloysync.job_design import BY_FIELD, JOB_ATTRIBUTES, TITLE_CODE
-from alloysync.redis_server import RedisServer, free_port
+from alloysync.local.redis_server import RedisServer, free_port
+from alloysync.model.design import BY_FIELD, JOB_ATTRIBUTES, TITLE_CODE
+from alloysync.model.setup_plan import map_attributes
 from alloysync.settings import JobAttributeCodes, Settings
-from alloysync.setup import SetupFailed, SetupOptions, SetupRun, map_attributes, update_env_file
+from alloysync.setup import SetupFailed, SetupOptions, SetupRun, update_env_file
 from tests.support.emulator import EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from alloysync.settings import Settings
-from alloysync.tasks import (
+from alloysync.cli import print_registered_tasks
+from alloysync.model.registry import (
     ParamsError,
     TaskDefinitionError,
     TaskModuleError,
     TaskRegistry,
     load_task_modules,
-    print_registered_tasks,
 )
+from alloysync.settings import Settings
 
 
 def test_registration_rules() -> None:
@@ -79,3 +79,14 @@ def test_task_modules_load_with_a_clear_error(capsys: pytest.CaptureFixture[str]
     assert "coinrequest.get_btc_prices(currencies: list[str] | None = None)" in listing
     assert "async max_retries=3 time_limit=60s" in listing
     assert print_registered_tasks(Settings(task_modules=["no_such_module"])) == 1
+
+
+def test_a_task_whose_annotations_cannot_be_resolved_is_refused_at_registration() -> None:
+    registry = TaskRegistry()
+
+    def work(count: NoSuchType) -> None:  # type: ignore[name-defined]  # noqa: F821
+        ...
+
+    with pytest.raises(TaskDefinitionError, match=r"'team\.work': its annotations cannot be resolved"):
+        registry.register(work, "team.work")
+    assert registry.names() == []

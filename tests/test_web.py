@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from alloysync import keys
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
+from alloysync.serve.web import WebhookBodyError, build_app, parse_webhook_body
 from alloysync.settings import Settings
-from alloysync.web import WebhookBodyError, build_app, parse_webhook_body
+from alloysync.state import keys
 
 SECRET = "s3cret-for-tests"
 ITEM = "5f898d4790478c0067f863e5"

@@ -7,12 +7,12 @@ runs the broker's *maintenance* for that queue. Out of the box heartbeats happen
 effect of fetching, the timeout is 60 s and maintenance runs on 0.1% of broker commands, for the
 queue of that command only — measured here at about 5 minutes before a killed worker's run resumed.
 
-`WorkerHeartbeat` fixes both halves: a thread in every worker process calls `AlloysyncBroker.maintain`
-every `ALLOYSYNC_WORKER_MAINTENANCE_INTERVAL` seconds (5 s), which records the heartbeat and runs
-maintenance for every declared queue and its delay queue, with the heartbeat timeout set from
-`ALLOYSYNC_WORKER_HEARTBEAT_TIMEOUT` (15 s). A killed worker's messages are back on their queue
-within timeout + interval (~20 s). The thread also records the worker in `alloysync:workers` so
-`serve` can count live workers.
+`WorkerHeartbeat` (worker/middleware.py) fixes both halves: a thread in every worker process calls
+`AlloysyncBroker.maintain` every `ALLOYSYNC_WORKER_MAINTENANCE_INTERVAL` seconds (5 s), which
+records the heartbeat and runs maintenance for every declared queue and its delay queue, with the
+heartbeat timeout set from `ALLOYSYNC_WORKER_HEARTBEAT_TIMEOUT` (15 s). A killed worker's messages
+are back on their queue within timeout + interval (~20 s). The thread also records the worker in
+`alloysync:workers` so `serve` can count live workers.
 
 A Redis outage must not look like dead workers: while Redis is away nobody's heartbeat lands, so
 when it returns every heartbeat is old. Dramatiq's own random maintenance is therefore switched off
@@ -24,23 +24,14 @@ its messages may then run again elsewhere, which the at-least-once contract of t
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
+from collections.abc import Iterable
 
-import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
-from alloysync import keys
-from alloysync.log import get_logger
-from alloysync.metrics import beat
-from alloysync.redis_clients import connect
 from alloysync.settings import Settings
-
-logger = get_logger(__name__)
+from alloysync.state.connections import connect
 
 
 class AlloysyncBroker(RedisBroker):
@@ -75,66 +66,14 @@ class AlloysyncBroker(RedisBroker):
         )
 
 
-class WorkerHeartbeat(Middleware):
-    """Runs `maintain()` on a timer in each worker process and registers the worker as alive."""
-
-    def __init__(self, interval: float, heartbeat_timeout: float) -> None:
-        self.interval = interval
-        self.heartbeat_timeout = heartbeat_timeout
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._redis_was_down = False
-        self._hold_maintenance_until = 0.0
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        assert isinstance(broker, AlloysyncBroker)
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(broker,), name="alloysync-heartbeat", daemon=True
-        )
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        assert isinstance(broker, AlloysyncBroker)
-        broker.client.zrem(keys.WORKERS, broker.broker_id)
-        broker.client.hdel(keys.WORKER_NAMES, broker.broker_id)
-
-    def _run(self, broker: AlloysyncBroker) -> None:
-        while not self._stop.is_set():
-            self.pass_once(broker)
-            self._stop.wait(self.interval)
-
-    def pass_once(self, broker: AlloysyncBroker) -> None:
-        """One pass: heartbeat (and maintenance unless Redis has only just come back, see the module
-        docstring), and register this worker as alive."""
-        try:
-            self._beat(broker)
-            now = time.time()
-            broker.client.zadd(keys.WORKERS, {broker.broker_id: now})
-            broker.client.hset(keys.WORKER_NAMES, broker.broker_id, f"{socket.gethostname()}:{os.getpid()}")
-            broker.client.zremrangebyscore(keys.WORKERS, "-inf", now - 10 * self.heartbeat_timeout)
-            beat("worker")
-        except Exception as error:  # Redis down: keep trying, the worker itself will reconnect
-            self._redis_was_down = True
-            logger.warning("worker heartbeat failed", error=str(error))
-
-    def _beat(self, broker: AlloysyncBroker) -> None:
-        now = time.monotonic()
-        if self._redis_was_down:
-            broker.heartbeat()
-            self._redis_was_down = False
-            self._hold_maintenance_until = now + self.heartbeat_timeout + self.interval
-            logger.info("Redis is back: heartbeats only until every worker had time to heartbeat")
-        elif now < self._hold_maintenance_until:
-            broker.heartbeat()
-        else:
-            broker.maintain()
-
-
-def build_broker(settings: Settings, *, worker_middleware: list[Middleware] | None = None) -> AlloysyncBroker:
-    """A broker for this deployment. Enqueue-only processes (serve, scheduler) pass no middleware;
-    the worker passes its stack (see `worker_boot.py`)."""
+def build_broker(
+    settings: Settings,
+    *,
+    worker_middleware: list[Middleware] | None = None,
+    queues: Iterable[str] = (),
+) -> AlloysyncBroker:
+    """A broker for this deployment, with `queues` declared. Enqueue-only processes (serve,
+    scheduler) pass no middleware; the worker passes its stack (see `worker/boot.py`)."""
     middleware: list[Middleware] = [
         TimeLimit(time_limit=int(settings.task_time_limit * 1000)),
         CurrentMessage(),
@@ -147,9 +86,12 @@ def build_broker(settings: Settings, *, worker_middleware: list[Middleware] | No
     if worker_middleware:
         middleware.extend(worker_middleware)
     client = connect(settings.effective_redis_url, decode=False)  # Dramatiq reads bytes
-    return AlloysyncBroker(  # type: ignore[no-untyped-call]
+    broker = AlloysyncBroker(  # type: ignore[no-untyped-call]
         client=client,
         middleware=middleware,
         heartbeat_timeout=int(settings.worker_heartbeat_timeout * 1000),
         maintenance_chance=0,  # WorkerHeartbeat runs maintenance, on its own terms
     )
+    for queue in sorted(queues):
+        broker.declare_queue(queue)
+    return broker

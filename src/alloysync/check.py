@@ -21,11 +21,11 @@ import redis
 from alloysync.alloy import aqs
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.errors import AlloyError
-from alloysync.design_report import inspect_design
-from alloysync.job_design import JOB_ATTRIBUTES
 from alloysync.log import configure_logging
+from alloysync.model.design import JOB_ATTRIBUTES
+from alloysync.model.design_report import inspect_design
+from alloysync.model.registry import TaskModuleError, load_task_modules
 from alloysync.settings import Settings, redact_url
-from alloysync.tasks import TaskModuleError, load_task_modules
 
 CHECK_TIMEOUT = 10.0
 

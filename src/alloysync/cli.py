@@ -14,29 +14,49 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from alloysync import __version__
+from alloysync.log import configure_logging, get_logger
+from alloysync.model.registry import TaskModuleError, TaskRegistry, load_task_modules
 from alloysync.settings import Settings, describe_validation_error, load_settings
 
 EXIT_BAD_SETTINGS = 2
+EXIT_NO_TASKS = 2
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from alloysync.serve import run_serve
+def _start_process(process: str, settings: Settings) -> TaskRegistry | None:
+    """Logging for a long-running process, and its task registry (None: a module failed to import,
+    which is logged)."""
+    configure_logging(settings.log_level, settings.log_format, process=process)
+    try:
+        return load_task_modules(settings.task_modules)
+    except TaskModuleError as error:
+        get_logger(__name__).error("cannot load the task modules", error=str(error))
+        return None
 
-    return run_serve(settings)
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _start_process("serve", settings)
+    if registry is None:
+        return EXIT_NO_TASKS
+    from alloysync.serve.main import run_serve
+
+    return run_serve(settings, registry)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from alloysync.worker import run_worker
+    from alloysync.worker.launch import run_worker
 
     return run_worker(settings, processes=args.processes, threads=args.threads, queues=args.queues)
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _start_process("scheduler", settings)
+    if registry is None:
+        return EXIT_NO_TASKS
     from alloysync.scheduler import run_scheduler
 
-    return run_scheduler(settings)
+    return run_scheduler(settings, registry)
 
 
 def _emulator(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,7 +74,7 @@ def _emulator(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from alloysync.demo import run_demo
+    from alloysync.local.demo import run_demo
 
     return run_demo(settings, once=args.once, timeout=args.timeout)
 
@@ -74,9 +94,28 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tasks(args: argparse.Namespace, settings: Settings) -> int:
-    from alloysync.tasks import print_registered_tasks
-
     return print_registered_tasks(settings)
+
+
+def print_registered_tasks(settings: Settings) -> int:
+    """`alloysync tasks`: list every registered task with its parameters and options."""
+    try:
+        registry = load_task_modules(settings.task_modules)
+    except TaskModuleError as error:
+        print(f"alloysync: {error}")
+        return 1
+    if not registry.names():
+        print(f"no tasks registered by {', '.join(settings.task_modules) or '(no modules)'}")
+        return 1
+    for registered in registry.all():
+        summary = registered.description.splitlines()[0] if registered.description else ""
+        kind = "async" if registered.is_async else "sync"
+        retries = settings.task_max_retries if registered.max_retries is None else registered.max_retries
+        limit = settings.task_time_limit if registered.time_limit is None else registered.time_limit
+        print(f"{registered.name}({registered.parameters_text()})")
+        print(f"    {summary}" if summary else "    (no description)")
+        print(f"    queue={registered.queue} {kind} max_retries={retries} time_limit={limit:g}s")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,8 @@
 
 Conventions: prefix `alloysync_`, base units (seconds), counters end in `_total`, labels are bounded
 (task, outcome, queue, endpoint, kind, process — never an item id). Worker processes run with
-`PROMETHEUS_MULTIPROC_DIR` set before this module is imported (see `alloysync.worker`), so the same
-objects aggregate across Dramatiq's worker processes; gauges therefore name a multiprocess mode.
+`PROMETHEUS_MULTIPROC_DIR` set before this module is imported (see `alloysync.worker.launch`), so
+the same objects aggregate across Dramatiq's worker processes; gauges therefore name a multiprocess mode.
 
 Which process updates what:
   serve      poll_*, sync_lag, outbox_*, reporter_*, queue_messages, workers, poller_lease_held,

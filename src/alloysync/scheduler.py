@@ -5,11 +5,11 @@ sends messages carrying `scheduled_at`. What changes:
   - entries come from the schedule store the poller keeps (`alloysync:schedules`), re-read on every
     wake-up, and the process wakes at least at every minute boundary, so a cron edited in Alloy
     takes effect at the first minute boundary after the poll (or webhook) that saw it;
-  - fire times come from `alloysync.cron` (time zones, DST) instead of periodiq's CronSpec;
+  - fire times come from `alloysync.model.cron` (time zones, DST) instead of periodiq's CronSpec;
   - each fire is a run with the deterministic id `cron:{item}:{time}` created with set-if-absent
-    (runs.py): two schedulers, a restart within the same minute, or a replayed pass cannot run a
+    (state/runs.py): two schedulers, a restart within the same minute, or a replayed pass cannot run a
     (job, time) twice;
-  - after downtime, missed fires follow the missed-runs policy (schedules.py).
+  - after downtime, missed fires follow the missed-runs policy (model/fires.py).
 `SchedulerCore.tick(now)` is one pass at an explicit time, which is what the tests drive.
 """
 
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 import redis
@@ -28,30 +28,25 @@ from periodiq import Scheduler
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from alloysync import keys
 from alloysync.broker import build_broker
-from alloysync.jobs import ScheduleKind
-from alloysync.log import configure_logging, get_logger
+from alloysync.enqueue import RunQueue
+from alloysync.log import get_logger
 from alloysync.metrics import SCHEDULER_FIRES, SCHEDULER_TICK, SCHEDULES, beat
-from alloysync.outbox import Event, Status, format_time
-from alloysync.redis_clients import BLOCK_SECONDS, connect
-from alloysync.runs import RunKind, RunQueue, RunRequest, run_id_for
-from alloysync.schedules import FirePlan, ScheduleEntry, parse_time, plan_fires
+from alloysync.model.events import Event, Status
+from alloysync.model.fires import ON_TIME_GRACE, FirePlan, ScheduleEntry, plan_fires
+from alloysync.model.jobs import ScheduleKind
+from alloysync.model.registry import TaskRegistry
+from alloysync.model.runs import RunKind, RunRequest, run_id_for
+from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
 from alloysync.settings import MissedRunPolicy, Settings, redact_url
-from alloysync.tasks import TaskModuleError, load_task_modules
+from alloysync.state.connections import BLOCK_SECONDS, connect
+from alloysync.state.outbox import append_event
+from alloysync.state.schedules import FireBook
 
 logger = get_logger(__name__)
 
 RETRY_AFTER_ERROR = 5.0  # seconds before the next pass when Redis could not be reached
 SUBMIT_BATCH = 500  # runs created per pipelined batch
-
-# Advance the job's last handled fire, never backwards; 1 if this call advanced it.
-_ADVANCE_LAST_FIRE = """
-local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if ARGV[2] <= current then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
 
 
 @dataclass
@@ -69,17 +64,13 @@ class SchedulerCore:
         self.settings = settings
         self.client = client
         self.runs = runs
+        self.fires = FireBook(client)
         self.entries: list[ScheduleEntry] = []
-        self._advance = client.register_script(_ADVANCE_LAST_FIRE)
 
     def load(self) -> list[ScheduleEntry]:
-        raw: dict[str, str] = self.client.hgetall(keys.SCHEDULES)  # type: ignore[assignment]
-        entries = []
-        for item_id, text in raw.items():
-            try:
-                entries.append(ScheduleEntry.from_json(text))
-            except (ValueError, KeyError) as error:
-                logger.error("unreadable schedule entry; skipping it", item_id=item_id, error=str(error))
+        entries, unreadable = self.fires.entries()
+        for item_id, error in unreadable.items():
+            logger.error("unreadable schedule entry; skipping it", item_id=item_id, error=error)
         self.entries = entries
         return entries
 
@@ -91,7 +82,7 @@ class SchedulerCore:
         report = TickReport()
         entries = self.load()
         report.entries = len(entries)
-        last_fires: dict[str, str] = self.client.hgetall(keys.LAST_FIRE)  # type: ignore[assignment]
+        last_fires = self.fires.last_fires()
         planned: list[tuple[ScheduleEntry, FirePlan, datetime | None]] = []
         requests: list[RunRequest] = []
         for entry in entries:
@@ -99,7 +90,7 @@ class SchedulerCore:
                 last = last_fires.get(entry.item_id)
                 plan = plan_fires(
                     entry,
-                    parse_time(last) if last else None,
+                    parse_alloy_datetime(last) if last else None,
                     now,
                     self.settings.missed_runs,
                     self.settings.missed_runs_window,
@@ -123,13 +114,10 @@ class SchedulerCore:
                 logger.debug("fired" if created else "already fired", run_id=request.run_id)
         SCHEDULER_FIRES.labels(outcome="enqueued").inc(report.enqueued)
         SCHEDULER_FIRES.labels(outcome="duplicate").inc(report.duplicates)
-        with self.client.pipeline(transaction=False) as pipe:
-            for entry, plan, _following in planned:
-                assert plan.handled_until is not None
-                self._advance(
-                    keys=[keys.LAST_FIRE], args=[entry.item_id, format_time(plan.handled_until)], client=pipe
-                )
-            advanced = pipe.execute()
+        marks = [
+            (entry.item_id, plan.handled_until) for entry, plan, _following in planned if plan.handled_until
+        ]
+        advanced = self.fires.advance(marks)
         for (entry, plan, following), moved in zip(planned, advanced, strict=True):
             if plan.skipped:
                 report.skipped += len(plan.skipped)
@@ -146,8 +134,9 @@ class SchedulerCore:
         self, entry: ScheduleEntry, fire: datetime, now: datetime, following: datetime | None, skipped: int
     ) -> RunRequest:
         kind = RunKind.CRON if entry.kind is ScheduleKind.CRON else RunKind.AT
-        late = now - fire > timedelta(seconds=90)
-        reason = f"Queued: {'catch-up for the run due at' if late else 'scheduled for'} {format_time(fire)}"
+        late = now - fire > ON_TIME_GRACE
+        due = "catch-up for the run due at" if late else "scheduled for"
+        reason = f"Queued: {due} {format_alloy_datetime(fire)}"
         if skipped:
             reason += f"; {skipped} older missed run(s) skipped by the missed-runs policy"
         return RunRequest(
@@ -171,9 +160,9 @@ class SchedulerCore:
     ) -> None:
         policy: MissedRunPolicy = entry.missed_runs or self.settings.missed_runs
         span = (
-            format_time(skipped[0])
+            format_alloy_datetime(skipped[0])
             if len(skipped) == 1
-            else f"{format_time(skipped[0])} to {format_time(skipped[-1])}"
+            else f"{format_alloy_datetime(skipped[0])} to {format_alloy_datetime(skipped[-1])}"
         )
         message = f"Skipped {len(skipped)} missed run(s) due {span} (missed-runs policy: {policy.value})"
         event = Event(
@@ -182,10 +171,10 @@ class SchedulerCore:
             {
                 "status": Status.SCHEDULED,
                 "message": message,
-                "next_run": format_time(following) if following else None,
+                "next_run": format_alloy_datetime(following) if following else None,
             },
         )
-        self.client.xadd(keys.OUTBOX, event.fields())  # type: ignore[arg-type]
+        append_event(self.client, event)
         logger.info("missed runs skipped", item_id=entry.item_id, count=len(skipped), policy=policy.value)
 
     def next_wake(self, now: datetime) -> datetime:
@@ -203,7 +192,7 @@ def _active(entry: ScheduleEntry, last_fire: str | None) -> bool:
     """A cron entry always; a run-at entry until its time has been fired."""
     if entry.kind is ScheduleKind.CRON or entry.run_at is None:
         return True
-    return last_fire is None or parse_time(last_fire) < entry.run_at
+    return last_fire is None or parse_alloy_datetime(last_fire) < entry.run_at
 
 
 class StoreScheduler(Scheduler):  # type: ignore[misc]
@@ -227,17 +216,14 @@ class StoreScheduler(Scheduler):  # type: ignore[misc]
 
     def _listen(self) -> None:
         while True:
-            pubsub = self.core.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(keys.SCHEDULES_CHANGED)
-                while True:
-                    if pubsub.get_message(timeout=BLOCK_SECONDS) is not None:
-                        self.alarm_q.put_nowait(True)
+                with self.core.fires.changes() as changes:
+                    while True:
+                        if changes.get_message(timeout=BLOCK_SECONDS) is not None:
+                            self.alarm_q.put_nowait(True)
             except RedisError as error:
                 logger.warning("lost the schedule-change subscription; resubscribing", error=str(error))
                 time.sleep(RETRY_AFTER_ERROR)
-            finally:
-                pubsub.close()
 
     def loop(self) -> None:
         while True:
@@ -270,21 +256,9 @@ class StoreScheduler(Scheduler):  # type: ignore[misc]
         self.alarm_q.put_nowait(False)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def run_scheduler(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format, process="scheduler")
-    try:
-        registry = load_task_modules(settings.task_modules)
-    except TaskModuleError as error:
-        logger.error(str(error))
-        return 2
+def run_scheduler(settings: Settings, registry: TaskRegistry) -> int:
     client = connect(settings.effective_redis_url)
-    broker = build_broker(settings)
-    for queue in registry.queues():
-        broker.declare_queue(queue)
+    broker = build_broker(settings, queues=registry.queues())
     core = SchedulerCore(settings, client, RunQueue(client, broker, registry, settings))
     if settings.scheduler_metrics_port:
         start_http_server(settings.scheduler_metrics_port, addr=settings.scheduler_metrics_host)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_MISSED_RUNS_WINDOW = 86_400.0  # seconds: `all` catches up at most a day of missed fires
 
 Seconds = Annotated[float, Field(gt=0)]
 PerMinute = Annotated[int, Field(ge=1, le=100_000)]
@@ -32,7 +33,7 @@ class MissedRunPolicy(StrEnum):
 
 
 class JobAttributeCodes(BaseModel):
-    """Attribute codes of the job record (DESIGN §4); each one can be overridden.
+    """Attribute codes of the job record (the README's "The job record"); each one can be overridden.
 
     Override one with e.g. `ALLOYSYNC_ATTRIBUTES__STATUS=attributes_myJobsStatus`.
     """
@@ -121,12 +122,12 @@ class Settings(BaseSettings):
     worker_maintenance_interval: Annotated[float, Field(ge=0.5, le=300)] = 5.0
     params_max_bytes: Annotated[int, Field(ge=2)] = 65_536
     result_max_bytes: Annotated[int, Field(ge=64)] = 16_384
-    message_max_chars: Annotated[int, Field(ge=40, le=4000)] = 500  # le: job_design.MESSAGE_MAX_LENGTH
+    message_max_chars: Annotated[int, Field(ge=40, le=4000)] = 500  # le: model.design.MESSAGE_MAX_LENGTH
     run_history: Annotated[int, Field(ge=1, le=1000)] = 20
 
     # --- scheduling ------------------------------------------------------------------------
     missed_runs: MissedRunPolicy = MissedRunPolicy.ONCE
-    missed_runs_window: Seconds = 86_400.0
+    missed_runs_window: Seconds = DEFAULT_MISSED_RUNS_WINDOW
     schedule_stale_after: Seconds = 300.0
     run_at_horizon: Seconds = 86_400.0
     scheduler_metrics_host: str = "127.0.0.1"

@@ -1,9 +1,9 @@
 """`alloysync setup`: create (or adopt) the jobs design and its attributes in Alloy, print the settings.
 
-This module owns turning a tenant into one alloysync can use (DESIGN §5). Alloy generates design and
-attribute codes, so the codes alloysync must be configured with only exist once setup has run; it
+This module owns turning a tenant into one alloysync can use. Alloy generates design and attribute
+codes, so the codes alloysync must be configured with only exist once setup has run; it
 prints them as `.env` lines (`ALLOYSYNC_JOBS_DESIGN=…`, `ALLOYSYNC_ATTRIBUTES__<FIELD>=…`, one per
-attribute of `job_design.JOB_ATTRIBUTES`), or writes them into `--env-file`.
+attribute of `model.design.JOB_ATTRIBUTES`), or writes them into `--env-file`.
 
 Which design:
 - `--adopt CODE`: that design, which must exist;
@@ -13,7 +13,7 @@ Which design:
 
 Which attributes: for each job attribute, Alloy's interface attribute `attributes_itemsTitle` for
 Title where the design carries it; else the configured code where the design has it; else the
-design's attribute of that name (`job_design` names); else a new attribute of that name, type and
+design's attribute of that name (`model.design` names); else a new attribute of that name, type and
 maximum length. An existing attribute of the wrong type, or a name that several attributes share,
 stops setup before anything is created. New attributes are added one at a time, each with the
 design signature the previous add returned.
@@ -30,17 +30,25 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from alloysync.alloy.client import AlloyClient
-from alloysync.alloy.designs import Design, DesignAttribute, NewAttribute, attribute_options, normalise_name
+from alloysync.alloy.designs import Design, normalise_name
 from alloysync.alloy.errors import AlloyError
-from alloysync.design_report import configured_code, inspect_design
-from alloysync.job_design import DEFAULT_DESIGN_NAME, JOB_ATTRIBUTES, TITLE_CODE, JobAttribute
 from alloysync.log import configure_logging
+from alloysync.model.design import DEFAULT_DESIGN_NAME, JOB_ATTRIBUTES, TITLE_CODE, JobAttribute
+from alloysync.model.design_report import inspect_design
+from alloysync.model.setup_plan import (
+    DESIGN_SETTING,
+    AttributeMapping,
+    describe_new,
+    map_attributes,
+    new_attribute,
+    settings_lines,
+)
 from alloysync.settings import JobAttributeCodes, Settings
 
 __all__ = [
@@ -57,10 +65,11 @@ __all__ = [
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-DESIGN_SETTING = "ALLOYSYNC_JOBS_DESIGN"
 # A stale design signature while adding attributes (someone else edited the design): re-read, retry.
 MAX_DESIGN_CONFLICTS = 3
 _ENV_KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+T = TypeVar("T")
 
 
 class SetupFailed(Exception):
@@ -69,94 +78,6 @@ class SetupFailed(Exception):
     def __init__(self, *lines: str) -> None:
         super().__init__("\n".join(lines))
         self.lines = list(lines)
-
-
-# --- the plan: pure functions ----------------------------------------------------------------
-
-
-@dataclass
-class AttributeMapping:
-    """The job attributes found on a design (`found`: field -> code, `how`: field -> why that one),
-    the ones to create, and the conflicts that stop setup."""
-
-    found: dict[str, str] = field(default_factory=dict)
-    how: dict[str, str] = field(default_factory=dict)
-    missing: list[JobAttribute] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-
-
-def map_attributes(design: Design, codes: JobAttributeCodes) -> AttributeMapping:
-    """Map each job attribute to one of `design`'s attributes (see the module docstring)."""
-    mapping = AttributeMapping()
-    claimed: dict[str, str] = {}  # attribute code -> the setting that uses it
-    for attribute in JOB_ATTRIBUTES:
-        candidate, how = _candidate(design, codes, attribute, mapping)
-        if candidate is None:
-            if how:  # an ambiguity was recorded as a conflict
-                continue
-            mapping.missing.append(attribute)
-            continue
-        if candidate.type.casefold() != attribute.type.value.casefold():
-            mapping.conflicts.append(
-                f'attribute "{candidate.name}" ({candidate.code}) of design {design.code} is a '
-                f"{candidate.type or 'untyped'} attribute, but alloysync needs a {attribute.type} "
-                f"attribute for {attribute.setting}: change its type or rename it in Alloy, or set "
-                f"{attribute.setting} to the code of a {attribute.type} attribute"
-            )
-            continue
-        if candidate.code in claimed:
-            mapping.conflicts.append(
-                f"{attribute.setting} and {claimed[candidate.code]} would both use attribute "
-                f"{candidate.code} of design {design.code}: set one of them to another attribute's code"
-            )
-            continue
-        claimed[candidate.code] = attribute.setting
-        mapping.found[attribute.field] = candidate.code
-        mapping.how[attribute.field] = how
-    return mapping
-
-
-def _candidate(
-    design: Design, codes: JobAttributeCodes, attribute: JobAttribute, mapping: AttributeMapping
-) -> tuple[DesignAttribute | None, str]:
-    if attribute.field == "title":
-        interface_title = design.attribute(TITLE_CODE)
-        if interface_title is not None:
-            return interface_title, "Alloy's interface attribute"
-    configured = design.attribute(configured_code(codes, attribute))
-    if configured is not None:
-        return configured, "configured code"
-    named = design.attributes_named(attribute.name)
-    if len(named) > 1:
-        listed = ", ".join(candidate.code for candidate in named)
-        mapping.conflicts.append(
-            f'design {design.code} has {len(named)} attributes named "{attribute.name}" ({listed}): '
-            f"set {attribute.setting} to the one alloysync should use"
-        )
-        return None, "ambiguous"
-    if named:
-        return named[0], "by name"
-    return None, ""
-
-
-def new_attribute(attribute: JobAttribute) -> NewAttribute:
-    """The attribute setup creates for a job attribute: its name, type and maximum length."""
-    options = attribute_options(attribute.type.value, max_length=attribute.max_length)
-    return NewAttribute(name=attribute.name, type=attribute.type.value, options=options)
-
-
-def describe_new(attribute: JobAttribute) -> str:
-    limit = f", max {attribute.max_length}" if attribute.max_length is not None else ""
-    optional = ", optional" if attribute.optional else ""
-    return f'"{attribute.name}" ({attribute.type}{limit}{optional}) for {attribute.setting}'
-
-
-def settings_lines(design_code: str, codes: Mapping[str, str]) -> dict[str, str]:
-    """The settings setup prints, in a stable order: the design, then each attribute in record order."""
-    lines = {DESIGN_SETTING: design_code}
-    for attribute in JOB_ATTRIBUTES:
-        lines[attribute.setting] = codes[attribute.field]
-    return lines
 
 
 def update_env_file(path: Path, values: Mapping[str, str]) -> None:
@@ -270,27 +191,20 @@ class SetupRun:
             return design
         configured = self.settings.jobs_design
         self.doing = f"read design {configured}"
-        try:
-            design = await self.alloy.get_design(configured)
-        except AlloyError as error:
-            if not error.is_not_found:
-                raise
-        else:
-            self.say(f'design: {design.code} "{design.name}" ({DESIGN_SETTING})')
-            return design
+        found = await _unless_not_found(self.alloy.get_design(configured))
+        if found is not None:
+            self.say(f'design: {found.code} "{found.name}" ({DESIGN_SETTING})')
+            return found
         return await self.find_design_by_name()
 
     async def find_design_by_name(self) -> Design | None:
         name = self.options.design_name
         self.doing = f'look for a design named "{name}"'
-        try:
-            listed = await self.alloy.list_designs(name)
-        except AlloyError as error:
-            if not error.is_not_found:
-                raise
+        listed = await _unless_not_found(self.alloy.list_designs(name))
+        if listed is None:
             self.say(
-                f"warning: this Alloy cannot list designs ({error.status}); a design named "
-                f'"{name}" made by an earlier run is found only through {DESIGN_SETTING}'
+                f'warning: this Alloy cannot list designs; a design named "{name}" made by an earlier '
+                f"run is found only through {DESIGN_SETTING}"
             )
             listed = []
         same_name = [design for design in listed if normalise_name(design.name) == normalise_name(name)]
@@ -432,6 +346,16 @@ async def _run(settings: Settings, options: SetupOptions, progress: TextIO) -> d
     if lines is not None and setup.design is not None:
         _warn_about_result(settings, setup.design, lines, progress)
     return lines
+
+
+async def _unless_not_found(call: Awaitable[T]) -> T | None:
+    """What `call` returns, or None when Alloy answers that it has no such thing."""
+    try:
+        return await call
+    except AlloyError as error:
+        if error.is_not_found:
+            return None
+        raise
 
 
 def _warn_about_result(

@@ -25,7 +25,7 @@ from alloysync.alloy.designs import NewAttribute, attribute_options
 from alloysync.alloy.errors import AlloyError
 from alloysync.alloy.models import Item, parse_alloy_datetime
 from alloysync.alloy.ratelimit import RateLimits, TokenBucket
-from alloysync.redis_server import free_port
+from alloysync.local.redis_server import free_port
 from alloysync.settings import Settings
 from tests.alloy.support import generous_limits
 from tests.support.emulator import EmulatorProcess

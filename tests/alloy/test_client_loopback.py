@@ -19,7 +19,7 @@ from aiohttp import web
 from alloysync.alloy import aqs
 from alloysync.alloy.client import AlloyClient, parse_http_date
 from alloysync.alloy.errors import AlloyError
-from alloysync.redis_server import free_port
+from alloysync.local.redis_server import free_port
 from tests.alloy.support import generous_limits
 
 ITEM = "0123456789abcdef01234567"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
 from tests.support.emulator import EmulatorProcess
 from tests.support.system import System, system_fixture
 

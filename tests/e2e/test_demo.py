@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alloysync.redis_server import free_port
+from alloysync.local.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alloysync.children import Child
-from alloysync.outbox import format_time
+from alloysync.local.children import Child
+from alloysync.model.times import format_alloy_datetime as format_time
 from grafana.generate import all_panel_queries, render_query, variable_queries
 from tests.support.prometheus import ALERTS, JOBS, PrometheusError, PrometheusServer, binary, finite
 from tests.support.system import REPO, System

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from alloysync.redis_server import free_port
+from alloysync.local.redis_server import free_port
 from tests.support.system import System
 
 SEED_PIPELINE = "coinrequest.get_btc_prices | coinrequest.process_prices | coinrequest.compose_price_email"

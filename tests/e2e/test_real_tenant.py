@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from alloysync.redis_server import RedisServer
+from alloysync.local.redis_server import RedisServer
 from tests.support.emulator import EmulatorProcess
 from tests.support.system import REPO, system_fixture
 

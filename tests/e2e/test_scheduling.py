@@ -7,19 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from alloysync import keys
 from alloysync.broker import build_broker
-from alloysync.cron import CronExpression
-from alloysync.outbox import format_time
-from alloysync.runs import RunQueue
+from alloysync.enqueue import RunQueue
+from alloysync.model.cron import CronExpression
+from alloysync.model.registry import load_task_modules
+from alloysync.model.times import format_alloy_datetime as format_time
 from alloysync.scheduler import SchedulerCore
 from alloysync.settings import Settings
-from alloysync.tasks import load_task_modules
+from alloysync.state import keys
 from tests.support.system import System
 
 
 def next_fire(cron: str, zone: str = "UTC") -> str:
-    from alloysync.cron import parse_timezone
+    from alloysync.model.cron import parse_timezone
 
     return format_time(CronExpression.parse(cron).next_fire(datetime.now(UTC), parse_timezone(zone)))
 

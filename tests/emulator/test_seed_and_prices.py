@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alloysync.job_design import JOB_ATTRIBUTES, AttributeType
+from alloysync.model.design import JOB_ATTRIBUTES, AttributeType
 from alloysync.settings import Settings
 from tests.emulator.aqs_nodes import JOBS, attribute_values, query
 from tests.support.emulator import EmulatorProcess

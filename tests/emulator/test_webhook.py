@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from alloysync.redis_server import free_port
+from alloysync.local.redis_server import free_port
 from tests.emulator.aqs_nodes import JOBS
 from tests.emulator.designs import OTHER, define_other
 from tests.support.emulator import EmulatorProcess
@@ -136,7 +136,7 @@ async def test_an_unreachable_receiver_is_logged_not_fatal(emu: EmulatorProcess)
         await asyncio.sleep(0.05)
     assert emu.admin("GET", "stats")["callouts"]["failed"] == 1
     log = emu.read_log()
-    assert "webhook_failed" in log
+    assert "webhook call-out failed" in log
     assert "do-not-log-me" not in log
 
 

@@ -45,8 +45,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from alloysync.children import http_ok
-from alloysync.redis_server import free_port
+from alloysync.local.children import http_ok
+from alloysync.local.redis_server import free_port
 
 # What a freshly started emulator has: Alloy's limits and no faults (see `restore_defaults`).
 DEFAULT_RATE_LIMITS: dict[str, Any] = {"window_seconds": 60.0, "query": 120, "read": 300, "write": 150}

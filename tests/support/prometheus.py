@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from alloysync.children import http_ok
-from alloysync.redis_server import free_port
+from alloysync.local.children import http_ok
+from alloysync.local.redis_server import free_port
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from alloysync.broker import build_broker
-from alloysync.runs import RunQueue
+from alloysync.enqueue import RunQueue
+from alloysync.model.registry import load_task_modules
 from alloysync.scheduler import SchedulerCore
 from alloysync.settings import load_settings
-from alloysync.tasks import load_task_modules
 
 
 def simulated_now(start: datetime, epoch: float, speed: float) -> datetime:

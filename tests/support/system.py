@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from alloysync.children import Child, http_ok
-from alloysync.redis_server import RedisServer, free_port
+from alloysync.local.children import Child, http_ok
+from alloysync.local.redis_server import RedisServer, free_port
 from alloysync.settings import JobAttributeCodes
 from tests.support.emulator import EmulatorProcess
 from tests.support.tasks import EXECUTIONS

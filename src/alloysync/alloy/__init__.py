@@ -2,7 +2,8 @@
 
 Modules, one responsibility each:
 
-- `models`: `Item` and `Attribute` (lenient pydantic models of Alloy's items), Alloy date-time text.
+- `models`: `Item` and `Attribute` (lenient pydantic models of Alloy's items); the date-time text
+  helpers they use are `alloysync.model.times` (re-exported here).
 - `designs`: `Design` and `DesignAttribute` (lenient models of Alloy's designs), `NewAttribute`.
 - `errors`: `AlloyError`, the one exception of this package, and the lenient error-body parser.
 - `ratelimit`: client-side budgets per endpoint family that also obey the server's rate-limit headers.

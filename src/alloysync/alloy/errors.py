@@ -323,9 +323,36 @@ def _human_message(status: int, fields: _Fields) -> str:
     return f"{head} ({label}): {detail}" if detail else f"{head} ({label})"
 
 
+# What a reason (category or error code) means for the reader, in order of precedence.
+_REASON_HEADLINES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (SIGNATURE_MISMATCH_REASONS, "the item was edited by someone else since it was read"),
+    (DESIGN_SIGNATURE_MISMATCH_REASONS, "the design was edited by someone else since it was read"),
+    (("ItemNotFound",), "Alloy has no such item"),
+    (("DesignNotFound", "DodiNotFound"), "Alloy has no such design"),
+    (_REFERENCE_REASONS, "Alloy does not know an attribute or linked item the request refers to"),
+    (RATE_LIMITED_REASONS, "Alloy's rate limit for this API key is used up"),
+    (("SystemUnderMaintenance",), "Alloy is under maintenance right now"),
+    (("RequestTimeout",), "Alloy timed out handling the request"),
+    (
+        ("InternalError", "EngineNotInitialized", "DatabaseConnection", "DatabaseTransientError"),
+        "Alloy had an internal error",
+    ),
+    (("BadRequest", "ModelValidationFailed"), "Alloy rejected the request as invalid"),
+)
+# What an HTTP status means when no reason says more.
+_STATUS_HEADLINES: tuple[tuple[range, str], ...] = (
+    (range(300, 400), "Alloy answered with a redirect; check ALLOYSYNC_ALLOY_URL (https rather than http?)"),
+    (range(429, 430), "Alloy's rate limit for this API key is used up"),
+    (range(502, 505), "Alloy (or a proxy in front of it) is unavailable right now"),
+    (range(500, 600), "Alloy had an internal error"),
+    (range(409, 410), "the item was edited by someone else since it was read"),
+    (range(404, 405), "Alloy has no such item or endpoint"),
+    (range(400, 401), "Alloy rejected the request as invalid"),
+)
+
+
 def _headline(error: AlloyError) -> str:
     """What an error means for the reader, decided by category and code first, then by HTTP status."""
-    status = error.status or 0
     if error.is_unauthorized:
         return "Alloy rejected the API token; check ALLOYSYNC_ALLOY_TOKEN"
     if error.is_forbidden:
@@ -333,38 +360,13 @@ def _headline(error: AlloyError) -> str:
             "the Alloy API key's user is not allowed to do this; give that user a role in Alloy "
             "that permits it (API keys have no scopes of their own)"
         )
-    if error.names(*SIGNATURE_MISMATCH_REASONS):
-        return "the item was edited by someone else since it was read"
-    if error.is_design_signature_mismatch:
-        return "the design was edited by someone else since it was read"
-    if error.names("ItemNotFound"):
-        return "Alloy has no such item"
-    if error.names("DesignNotFound", "DodiNotFound"):
-        return "Alloy has no such design"
-    if error.names(*_REFERENCE_REASONS):
-        return "Alloy does not know an attribute or linked item the request refers to"
-    if error.is_rate_limited:
-        return "Alloy's rate limit for this API key is used up"
-    if error.names("SystemUnderMaintenance"):
-        return "Alloy is under maintenance right now"
-    if error.names("RequestTimeout"):
-        return "Alloy timed out handling the request"
-    if error.names("InternalError", "EngineNotInitialized", "DatabaseConnection", "DatabaseTransientError"):
-        return "Alloy had an internal error"
-    if error.names("BadRequest", "ModelValidationFailed"):
-        return "Alloy rejected the request as invalid"
-    if 300 <= status < 400:
-        return "Alloy answered with a redirect; check ALLOYSYNC_ALLOY_URL (https rather than http?)"
-    if status in (502, 503, 504):
-        return "Alloy (or a proxy in front of it) is unavailable right now"
-    if status >= 500:
-        return "Alloy had an internal error"
-    if status == 409:
-        return "the item was edited by someone else since it was read"
-    if status == 404:
-        return "Alloy has no such item or endpoint"
-    if status == 400:
-        return "Alloy rejected the request as invalid"
+    for reasons, headline in _REASON_HEADLINES:
+        if error.names(*reasons):
+            return headline
+    status = error.status or 0
+    for statuses, headline in _STATUS_HEADLINES:
+        if status in statuses:
+            return headline
     return "Alloy refused the request"
 
 

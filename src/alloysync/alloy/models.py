@@ -1,7 +1,7 @@
 """Alloy items as pydantic models, and Alloy's date-time text format.
 
-This module owns the shape of what Alloy sends back: an `Item` with its `Attribute` list, plus the
-two date-time helpers every other module uses to read and write Alloy `DateTime` values.
+This module owns the shape of what Alloy sends back: an `Item` with its `Attribute` list, and the
+`AlloyDateTime` field type of its date-time fields (parsed and written by `alloysync.model.times`).
 
 Field names mirror the wire format (`itemId`, `designCode`, ...) so a model dumps back to exactly
 what Alloy sent. Models are deliberately lenient: real responses carry fields we do not use
@@ -19,36 +19,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime
+
 __all__ = ["AlloyDateTime", "Attribute", "Item", "format_alloy_datetime", "parse_alloy_datetime"]
-
-
-def parse_alloy_datetime(text: str) -> datetime:
-    """Parse an Alloy date-time into an aware UTC `datetime`.
-
-    Accepts `2024-07-02T00:00:00.000Z`, `2024-07-02T00:00:00Z`, explicit offsets
-    (`2024-07-02T02:00:00+02:00`), any number of fractional digits and, leniently, text without a
-    zone, which Alloy means as UTC. Raises `ValueError` for anything else.
-    """
-    cleaned = text.strip()
-    if cleaned.endswith(("z", "Z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 date-time: {text!r}") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def format_alloy_datetime(moment: datetime) -> str:
-    """Format a `datetime` the way Alloy writes DateTime values: `2024-07-02T00:00:00.000Z`.
-
-    Aware values are converted to UTC; naive values are taken to be UTC already. Precision is
-    milliseconds (truncated), as in Alloy.
-    """
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def _to_datetime(value: Any) -> Any:

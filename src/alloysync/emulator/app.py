@@ -123,7 +123,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             message = f"{error.reason}: {request.method} {request.path}"
         return error_response(AlloyError(error.status, Category.BAD_REQUEST, message))
     except Exception:
-        log.exception("request_failed", method=request.method, path=request.path)
+        log.exception("emulator request failed", method=request.method, path=request.path)
         return error_response(internal_error("the emulator failed to handle the request"))
 
 

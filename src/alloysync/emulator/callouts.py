@@ -119,7 +119,7 @@ class Callouts:
             self._queue.put_nowait(_Delivery(config.url, config.headers, body))
         except asyncio.QueueFull:
             self.counts["dropped"] += 1
-            log.warning("webhook_dropped", reason="queue full", item_id=change.item.item_id)
+            log.warning("webhook call-out dropped", reason="queue full", item_id=change.item.item_id)
 
     def clear_counts(self) -> None:
         self.counts = dict.fromkeys(self.counts, 0)
@@ -138,13 +138,16 @@ class Callouts:
                 if response.status >= 400:
                     self.counts["failed"] += 1
                     log.warning(
-                        "webhook_rejected", url=delivery.url, status=response.status, **_log_fields(delivery)
+                        "webhook call-out rejected",
+                        url=delivery.url,
+                        status=response.status,
+                        **_log_fields(delivery),
                     )
                     return
         except (aiohttp.ClientError, TimeoutError) as error:
             self.counts["failed"] += 1
             log.warning(
-                "webhook_failed",
+                "webhook call-out failed",
                 url=delivery.url,
                 error=f"{type(error).__name__}: {error}",
                 **_log_fields(delivery),

@@ -1,4 +1,9 @@
-"""Timestamps in Alloy's wire format: UTC with millisecond precision, e.g. `2024-07-02T00:00:00.000Z`."""
+"""Timestamps in Alloy's wire format: UTC with millisecond precision, e.g. `2024-07-02T00:00:00.000Z`.
+
+The emulator keeps its own copy of these helpers rather than using `alloysync.model.times`: it
+plays Alloy, so it stays independent of the client it is the peer of, and it is strict where
+alloysync is lenient (a date-time without a zone is refused here).
+"""
 
 from __future__ import annotations
 

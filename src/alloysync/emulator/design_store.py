@@ -26,7 +26,7 @@ from alloysync.emulator.codes import (
     name_words,
     new_signature,
 )
-from alloysync.emulator.designs import ITEMS_INTERFACE, Design, DesignAttribute, Metadata
+from alloysync.emulator.designs import ITEMS_INTERFACE, Design, DesignAttribute, DesignLooks, Metadata
 from alloysync.emulator.errors import (
     Category,
     bad_request,
@@ -40,18 +40,11 @@ INTERFACE_PREFIX = "designInterfaces_"
 DesignListener = Callable[[], None]
 
 
-@dataclass(frozen=True)
-class DesignDraft:
+@dataclass(frozen=True, kw_only=True)
+class DesignDraft(DesignLooks):
     """What a design create request carries (`DesignCreateWebRequestModel`)."""
 
     name: str
-    title: str | None = None
-    subtitle: str | None = None
-    colour: str | None = None
-    icon: str | None = None
-    geometry_required: bool | None = None
-    geometry_allows: tuple[str, ...] | None = None
-    collections: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,13 +103,7 @@ class DesignStore:
             code=code,
             name=draft.name.strip(),
             metadata=Metadata(created=now, last_edit=now, signature=new_signature()),
-            title=draft.title,
-            subtitle=draft.subtitle,
-            colour=draft.colour,
-            icon=draft.icon,
-            geometry_required=draft.geometry_required,
-            geometry_allows=draft.geometry_allows,
-            collections=draft.collections,
+            **draft.looks(),
         )
         for attribute in attributes:
             design = self._with_attribute(design, attribute)

@@ -141,14 +141,11 @@ class Metadata:
         }
 
 
-@dataclass(frozen=True)
-class Design:
-    """One design. `attributes` are its own, in creation order; the interface's come after them."""
+@dataclass(frozen=True, kw_only=True)
+class DesignLooks:
+    """What a design sets besides its attributes (None: Alloy's default): the title and subtitle
+    templates, colour, icon, geometry, and the collections its items may be in."""
 
-    code: str
-    name: str
-    metadata: Metadata
-    attributes: tuple[DesignAttribute, ...] = ()
     title: str | None = None  # mustache templates
     subtitle: str | None = None
     colour: str | None = None
@@ -156,6 +153,29 @@ class Design:
     geometry_required: bool | None = None
     geometry_allows: tuple[str, ...] | None = None
     collections: tuple[str, ...] | None = None
+
+    def looks(self) -> dict[str, Any]:
+        """These fields by name (to make a design of a draft)."""
+        return {name: getattr(self, name) for name in DesignLooks.__dataclass_fields__}
+
+    def looks_state(self) -> dict[str, Any]:
+        """These fields as the state file keeps them (lists for tuples)."""
+        as_list = {"geometryAllows": self.geometry_allows, "collections": self.collections}
+        return {
+            **{name: getattr(self, name) for name in ("title", "subtitle", "colour", "icon")},
+            "geometryRequired": self.geometry_required,
+            **{key: None if value is None else list(value) for key, value in as_list.items()},
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Design(DesignLooks):
+    """One design. `attributes` are its own, in creation order; the interface's come after them."""
+
+    code: str
+    name: str
+    metadata: Metadata
+    attributes: tuple[DesignAttribute, ...] = ()
     context: str = "Customer"
     _by_code: Mapping[str, DesignAttribute] = field(init=False, repr=False, compare=False)
 
@@ -242,20 +262,9 @@ class Design:
         return {"design": self.to_json(), "operationsSummary": self.operations_summary()}
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "context": self.context,
-            "title": self.title,
-            "subtitle": self.subtitle,
-            "colour": self.colour,
-            "icon": self.icon,
-            "geometryRequired": self.geometry_required,
-            "geometryAllows": None if self.geometry_allows is None else list(self.geometry_allows),
-            "collections": None if self.collections is None else list(self.collections),
-            "attributes": [attribute.to_json() for attribute in self.attributes],
-            "metadata": self.metadata.to_json(),
-        }
+        identity = {"code": self.code, "name": self.name, "context": self.context}
+        own = {"attributes": [attribute.to_json() for attribute in self.attributes]}
+        return {**identity, **self.looks_state(), **own, "metadata": self.metadata.to_json()}
 
     @classmethod
     def from_state(cls, raw: Any) -> Design:

@@ -91,13 +91,8 @@ def item_not_found(item_id: str) -> AlloyError:
 
 
 def signature_mismatch(item_id: str, sent: str) -> AlloyError:
-    return AlloyError(
-        SIGNATURE_MISMATCH_STATUS,
-        Category.ITEM_SIGNATURE_MISMATCH,
-        f"the signature {sent!r} is not the current signature of item {item_id}: "
-        "the item was edited since it was read; read it again and retry",
-        {"itemId": item_id},
-    )
+    stale = _stale_signature("item", item_id, sent, "was edited since it was read; read it again")
+    return AlloyError(SIGNATURE_MISMATCH_STATUS, Category.ITEM_SIGNATURE_MISMATCH, stale, {"itemId": item_id})
 
 
 def design_not_found(design_code: str, status: int = 404) -> AlloyError:
@@ -111,13 +106,16 @@ def design_not_found(design_code: str, status: int = 404) -> AlloyError:
 
 
 def design_signature_mismatch(design_code: str, sent: str) -> AlloyError:
+    how = "was changed since it was read; read it again (GET /api/design/{code})"
+    stale = _stale_signature("design", design_code, sent, how)
     return AlloyError(
-        SIGNATURE_MISMATCH_STATUS,
-        Category.DESIGN_SIGNATURE_MISMATCH,
-        f"the signature {sent!r} is not the current signature of design {design_code}: the design "
-        "was changed since it was read; read it again (GET /api/design/{code}) and retry",
-        {"designCode": design_code},
+        SIGNATURE_MISMATCH_STATUS, Category.DESIGN_SIGNATURE_MISMATCH, stale, {"designCode": design_code}
     )
+
+
+def _stale_signature(what: str, name: str, sent: str, how: str) -> str:
+    """The message of a stale signature: which one was sent, and what to do about it."""
+    return f"the signature {sent!r} is not the current signature of {what} {name}: the {what} {how} and retry"
 
 
 def unauthorized() -> AlloyError:

@@ -77,10 +77,10 @@ async def _serve(
         print(f"alloysync emulator: {error}", file=sys.stderr)
         return EXIT_FAILURE
     if loaded:
-        log.info("state_loaded", path=str(state_path), designs=len(state.designs), items=len(state.store))
+        log.info("state loaded", path=str(state_path), designs=len(state.designs), items=len(state.store))
     else:
         seeded = state.load_seed(seed)
-        log.info("seed_loaded", seed=seed, designs=len(state.designs), items=seeded)
+        log.info("seed loaded", seed=seed, designs=len(state.designs), items=seeded)
 
     runner = web.AppRunner(build_app(state), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
@@ -99,12 +99,12 @@ async def _serve(
             f"item dates: {dates}, state: {state_path or 'in memory only'})",
             flush=True,
         )
-        log.info("emulator_started", url=url, items=len(state.store), rate_limits=rate_limits)
+        log.info("emulator started", url=url, items=len(state.store), rate_limits=rate_limits)
         await _wait_for_stop_signal()
-        log.info("emulator_stopping")
+        log.info("emulator stopping")
     finally:
         await runner.cleanup()  # runs the app's cleanup: stops call-outs, saves the state file
-    log.info("emulator_stopped")
+    log.info("emulator stopped")
     return EXIT_OK
 
 

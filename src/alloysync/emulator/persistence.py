@@ -147,7 +147,7 @@ class StateSaver:
                 raise
             except (OSError, TypeError, ValueError) as error:
                 self._dirty = True
-                log.error("state_save_failed", path=str(self.path), error=str(error))
+                log.error("cannot save the state", path=str(self.path), error=str(error))
                 return False
-            log.debug("state_saved", path=str(self.path), designs=len(designs), items=len(items))
+            log.debug("state saved", path=str(self.path), designs=len(designs), items=len(items))
             return True

@@ -16,10 +16,7 @@ from alloysync.emulator.errors import bad_request
 from alloysync.emulator.item_values import parse_attribute_list
 from alloysync.emulator.state import STATE_KEY
 from alloysync.emulator.store import DEFAULT_COLLECTION, ItemDraft
-from alloysync.emulator.wire import json_response, query_int, read_json, read_json_object
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+from alloysync.emulator.wire import json_response, query_page, read_json, read_json_object
 
 
 def add_api_routes(app: web.Application) -> None:
@@ -32,8 +29,7 @@ def add_api_routes(app: web.Application) -> None:
 
 async def query_items(request: web.Request) -> web.Response:
     """`POST /api/aqs/query?page=N&pageSize=M` → `{"page", "pageSize", "results"}` (no totals)."""
-    page = query_int(request, "page", default=1, maximum=None)
-    page_size = query_int(request, "pageSize", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    page, page_size = query_page(request)
     query = parse_query(await read_json(request))
     state = request.app[STATE_KEY]
     check_query(query, state.designs)

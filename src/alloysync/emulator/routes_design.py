@@ -20,10 +20,7 @@ from aiohttp import web
 
 from alloysync.emulator.design_requests import parse_attribute_create, parse_design_create
 from alloysync.emulator.state import STATE_KEY
-from alloysync.emulator.wire import json_response, query_int, query_text, read_json_object
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+from alloysync.emulator.wire import json_response, query_page, query_text, read_json_object
 
 
 def add_design_routes(app: web.Application) -> None:
@@ -39,8 +36,7 @@ async def get_design(request: web.Request) -> web.Response:
 
 
 async def list_designs(request: web.Request) -> web.Response:
-    page = query_int(request, "page", default=1, maximum=None)
-    page_size = query_int(request, "pageSize", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    page, page_size = query_page(request)
     wanted = (query_text(request, "query") or "").strip().casefold()
     designs = [
         design for design in request.app[STATE_KEY].designs.snapshot() if wanted in design.name.casefold()

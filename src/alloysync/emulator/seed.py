@@ -8,7 +8,7 @@
   task (it must end up `Invalid`). The attributes alloysync writes (Status, Message, ...) are
   absent at first, as on a record a user has just created.
 
-The jobs design has every attribute of `alloysync.job_design.JOB_ATTRIBUTES` (the one list of a job
+The jobs design has every attribute of `alloysync.model.design.JOB_ATTRIBUTES` (the one list of a job
 record's attributes), with its name, type and String limit; Title is the interface attribute
 `attributes_itemsTitle` unless the settings give it another code. The item title template is the
 Title, the subtitle template the Status.
@@ -30,7 +30,7 @@ from alloysync.emulator.attribute_options import (
 from alloysync.emulator.design_store import AttributeDraft, DesignDraft
 from alloysync.emulator.designs import TITLE_CODE
 from alloysync.emulator.store import ItemDraft
-from alloysync.job_design import DEFAULT_DESIGN_NAME, JOB_ATTRIBUTES, AttributeType, JobAttribute
+from alloysync.model.design import DEFAULT_DESIGN_NAME, JOB_ATTRIBUTES, AttributeType, JobAttribute
 from alloysync.settings import JobAttributeCodes
 
 SEED_NAMES = ("none", "demo", "empty")

@@ -80,3 +80,13 @@ def query_text(request: web.Request, name: str) -> str | None:
     """A query parameter, its name matched without case (ASP.NET binds them so); None when absent."""
     wanted = name.lower()
     return next((value for key, value in request.query.items() if key.lower() == wanted), None)
+
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def query_page(request: web.Request) -> tuple[int, int]:
+    """`page` (from 1) and `pageSize` (default 20, at most 100) of a listing request; 400 when bad."""
+    page = query_int(request, "page", default=1, maximum=None)
+    return page, query_int(request, "pageSize", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)

@@ -1,0 +1,223 @@
+"""The task registry: the only code a job record can make run.
+
+A task is a sync or async function registered under a stable dotted name with `@task`. Job records
+name tasks (or a pipeline `a | b | c` of them); they never name an import path, module or command.
+Which modules register tasks is a setting (`ALLOYSYNC_TASK_MODULES`); importing them is the only
+way code gets into the registry.
+
+Parameters of the first step come from the record's Params (a JSON object) and are checked against
+the function's signature and type annotations before anything runs. A later step of a pipeline is
+called with one positional argument: the previous step's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
+
+TASK_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")
+QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+DEFAULT_QUEUE = "default"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskDefinitionError(Exception):
+    """A task was registered wrongly (bad name, duplicate, unsupported signature)."""
+
+
+class TaskModuleError(Exception):
+    """A module named in ALLOYSYNC_TASK_MODULES could not be imported."""
+
+
+class ParamsError(ValueError):
+    """Params do not fit the task's signature; the message says which parameter and why."""
+
+
+@dataclass(frozen=True)
+class RegisteredTask:
+    """A registered task function and its run options."""
+
+    name: str
+    function: Callable[..., Any]
+    queue: str
+    max_retries: int | None
+    time_limit: float | None
+    description: str
+    signature: inspect.Signature = field(repr=False)
+    type_hints: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raise ParamsError unless `params` can be passed as keyword arguments."""
+        try:
+            bound = self.signature.bind(**params)
+        except TypeError as error:
+            raise ParamsError(f"{self.name}: {error}") from None
+        for name, value in bound.arguments.items():
+            parameter = self.signature.parameters[name]
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                continue
+            annotation = self.type_hints.get(name)
+            if annotation is None:
+                continue
+            try:
+                TypeAdapter(annotation).validate_python(value, strict=False)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in (name, *first["loc"]))
+                raise ParamsError(f"{self.name}: parameter {where}: {first['msg']}") from None
+
+    def check_accepts_input(self) -> None:
+        """Raise ParamsError unless the task can be a later pipeline step (one positional input)."""
+        try:
+            self.signature.bind(None)
+        except TypeError:
+            raise ParamsError(
+                f"{self.name} cannot follow another step: a later pipeline step must accept the "
+                "previous step's result as its only required positional argument"
+            ) from None
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task in this thread (an async task gets an event loop of its own)."""
+        if self.is_async:
+            return asyncio.run(self.function(*args, **kwargs))
+        return self.function(*args, **kwargs)
+
+    def parameters_text(self) -> str:
+        parts = []
+        for parameter in self.signature.parameters.values():
+            text = parameter.name
+            annotation = self.type_hints.get(parameter.name)
+            if annotation is not None:
+                text += f": {_annotation_text(annotation)}"
+            if parameter.default is not inspect.Parameter.empty:
+                text += f" = {parameter.default!r}"
+            parts.append(text)
+        return ", ".join(parts)
+
+
+class TaskRegistry:
+    """Name → RegisteredTask."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, RegisteredTask] = {}
+
+    def register(
+        self,
+        function: Callable[..., Any],
+        name: str,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int | None = None,
+        time_limit: float | None = None,
+    ) -> RegisteredTask:
+        if not TASK_NAME.match(name):
+            raise TaskDefinitionError(
+                f"task name {name!r} must be dotted lowercase words such as 'coinrequest.get_btc_prices'"
+            )
+        if not QUEUE_NAME.match(queue):
+            raise TaskDefinitionError(f"queue name {queue!r} must be lowercase letters, digits, '-' or '_'")
+        existing = self._tasks.get(name)
+        if existing is not None and existing.function is not function:
+            raise TaskDefinitionError(f"task {name!r} is registered twice")
+        signature = inspect.signature(function)
+        if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+            raise TaskDefinitionError(f"task {name!r}: *args is not supported, name the parameters")
+        registered = RegisteredTask(
+            name=name,
+            function=function,
+            queue=queue,
+            max_retries=max_retries,
+            time_limit=time_limit,
+            description=inspect.getdoc(function) or "",
+            signature=signature,
+            type_hints=_type_hints(function, name),
+        )
+        self._tasks[name] = registered
+        return registered
+
+    def get(self, name: str) -> RegisteredTask | None:
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def all(self) -> list[RegisteredTask]:
+        return [self._tasks[name] for name in self.names()]
+
+    def queues(self) -> set[str]:
+        return {registered.queue for registered in self._tasks.values()} | {DEFAULT_QUEUE}
+
+    def digest(self) -> str:
+        """A digest of the task names and signatures: when it changes (a deploy added, removed or
+        changed a task), job records are validated again."""
+        described = "\n".join(f"{task.name}({task.parameters_text()})" for task in self.all())
+        return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+REGISTRY = TaskRegistry()
+
+
+def task(
+    name: str,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    max_retries: int | None = None,
+    time_limit: float | None = None,
+) -> Callable[[F], F]:
+    """Register a function as a task under `name`.
+
+    `max_retries` and `time_limit` (seconds) override the deployment defaults
+    (ALLOYSYNC_TASK_MAX_RETRIES, ALLOYSYNC_TASK_TIME_LIMIT) for this task.
+    """
+
+    def decorate(function: F) -> F:
+        REGISTRY.register(function, name, queue=queue, max_retries=max_retries, time_limit=time_limit)
+        return function
+
+    return decorate
+
+
+def load_task_modules(modules: list[str], registry: TaskRegistry = REGISTRY) -> TaskRegistry:
+    """Import the task modules so their `@task` decorators run; returns the registry."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise TaskModuleError(
+                f"cannot import task module {module!r} (ALLOYSYNC_TASK_MODULES): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    return registry
+
+
+def _type_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
+    """The resolved annotations of `function`; a task whose annotations cannot be resolved would
+    lose its parameter check, so it is refused at registration."""
+    try:
+        hints = get_type_hints(function)
+    except Exception as error:
+        raise TaskDefinitionError(
+            f"task {name!r}: its annotations cannot be resolved ({type(error).__name__}: {error}); "
+            "import every type the annotations name in the task's module"
+        ) from None
+    hints.pop("return", None)
+    return hints
+
+
+def _annotation_text(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

@@ -1,0 +1,285 @@
+"""The reporter: drains the outbox into Alloy edits (in `serve`, leader only).
+
+Events are read from the stream `alloysync:outbox` with a consumer group, folded per item into one
+pending write (later values win: only the latest state of an item is worth sending), and written
+as one partial edit of alloysync's own attributes. Writes are paced by a token bucket of
+ALLOYSYNC_REPORT_WRITES_PER_MINUTE (default 120, under Alloy's 150 edits/min for the key), on top
+of the client's own limiter, so the budget holds by construction, not by luck.
+
+Guarantee (outbox → Alloy): **at-least-once, in order per item**.
+  - An event is acknowledged and deleted only after the edit carrying it succeeded; until then it
+    stays in the consumer group's pending list. A reporter that died (crash, failover, restart under
+    a new name) leaves entries there; every reporter takes over *other* reporters' entries idle for
+    CLAIM_IDLE_MS, at start and every CLAIM_EVERY seconds (never its own: they wait for Alloy), so
+    a crash or Alloy being down for an hour loses nothing.
+  - Per item there is at most one write in flight, and events are folded in stream order. The id
+    of the newest event written for each item is kept (`alloysync:reported`): an older event that
+    turns up later (taken over from a dead reporter) is acknowledged without being written, so it
+    can never put an item back into an older state. Writing the same values twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.errors import AlloyError
+from alloysync.alloy.ratelimit import TokenBucket
+from alloysync.log import get_logger
+from alloysync.metrics import OUTBOX_EVENTS, OUTBOX_OLDEST_AGE, REPORTER_EVENTS, REPORTER_WRITES
+from alloysync.model.events import Event
+from alloysync.settings import Settings
+from alloysync.state.jobs import JobStore
+from alloysync.state.outbox import Entry, EntryId, Outbox, entry_key
+
+logger = get_logger(__name__)
+
+CLAIM_IDLE_MS = 15_000  # entries another reporter read this long ago without acknowledging are taken over
+CLAIM_EVERY = 5.0  # seconds between take-over passes
+FORGET_CONSUMER_AFTER_MS = 3_600_000  # consumers idle this long with nothing pending are deleted
+FIRST_BACKOFF = 0.5  # seconds before retrying an item whose write failed; doubles per failure
+MAX_BACKOFF = 15.0
+READ_BLOCK_MS = 1000  # the longest wait for new events (under the socket timeout)
+
+
+@dataclass
+class PendingWrite:
+    """The events of one item not yet written, in stream order."""
+
+    item_id: str
+    events: list[tuple[EntryId, str, Event]] = field(default_factory=list)
+    not_before: float = 0.0  # monotonic time before which not to retry (after a failure)
+    failures: int = 0  # consecutive failed attempts
+
+    def add(self, entry_id: str, event: Event) -> None:
+        """Add an event in stream order; an entry already held (claimed again) is ignored."""
+        key = entry_key(entry_id)
+        position = bisect.bisect_left(self.events, key, key=lambda entry: entry[0])
+        if position < len(self.events) and self.events[position][0] == key:
+            return
+        self.events.insert(position, (key, entry_id, event))
+
+    def absorb(self, other: PendingWrite) -> None:
+        for _key, entry_id, event in other.events:
+            self.add(entry_id, event)
+
+    @property
+    def entry_ids(self) -> list[str]:
+        return [entry_id for _key, entry_id, _event in self.events]
+
+    @property
+    def newest(self) -> str:
+        return self.events[-1][1]
+
+    def attributes(self, written_through: EntryId | None) -> dict[str, Any]:
+        """The folded attributes of the events newer than what was already written."""
+        folded: dict[str, Any] = {}
+        for key, _entry_id, event in self.events:
+            if written_through is None or key > written_through:
+                folded.update(event.attributes)
+        return folded
+
+
+class Reporter:
+    def __init__(
+        self,
+        settings: Settings,
+        alloy: AlloyClient,
+        client: aioredis.Redis,
+        consumer: str,
+        concurrency: int = 4,
+        budget: TokenBucket | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        claim_every: float = CLAIM_EVERY,
+    ) -> None:
+        self.settings = settings
+        self.alloy = alloy
+        self.store = JobStore(client)
+        self.outbox = Outbox(client)
+        self.consumer = consumer
+        self.concurrency = concurrency
+        self.budget = budget or TokenBucket(settings.report_writes_per_minute)
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_every = claim_every
+        self.codes = settings.attributes
+        self.pending: dict[str, PendingWrite] = {}
+        self.in_flight: set[str] = set()
+        self._wake = asyncio.Event()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and write until cancelled. Each run starts from what Redis holds: the events this
+        consumer read but did not acknowledge are read again, so nothing in memory is needed."""
+        self.pending = {}
+        self.in_flight = set()
+        await self.ensure_group()
+        await self._fold(await self.outbox.read_backlog(self.consumer))
+        writers = [
+            asyncio.create_task(self._writer(), name=f"reporter-writer-{n}") for n in range(self.concurrency)
+        ]
+        next_claim = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_claim:
+                    await self.take_over_idle()
+                    next_claim = time.monotonic() + self.claim_every
+                await self._fold(await self.outbox.read_new(self.consumer, block_ms=READ_BLOCK_MS))
+        finally:
+            for writer in writers:
+                writer.cancel()
+            await asyncio.gather(*writers, return_exceptions=True)
+
+    async def ensure_group(self) -> None:
+        await self.outbox.ensure_group()
+
+    async def take_over_idle(self) -> int:
+        """Claim the entries other (dead) reporters read but never acknowledged, and forget
+        long-gone reporters that hold nothing; returns how many entries were taken over.
+
+        This reporter's own entries are never "taken over", however long they have waited: an
+        Alloy outage keeps them pending here, with their write backing off."""
+        claimed = await self.outbox.take_over_idle(self.consumer, self.claim_idle_ms)
+        if claimed:
+            logger.info("took over status events of another reporter", events=len(claimed))
+            await self._fold(claimed, update_views=False)  # older than what the page shows
+        await self.outbox.forget_consumers(self.consumer, FORGET_CONSUMER_AFTER_MS)
+        return len(claimed)
+
+    async def _fold(self, entries: Iterable[Entry], update_views: bool = True) -> None:
+        views: dict[str, dict[str, Any]] = {}
+        for entry_id, event in entries:
+            self.pending.setdefault(event.item_id, PendingWrite(event.item_id)).add(entry_id, event)
+            views.setdefault(event.item_id, {}).update(_view_fields(event))
+        if views:
+            self._wake.set()
+        if update_views:
+            for item_id, view in views.items():
+                await self.store.update_view(item_id, view)
+
+    # --- writers ------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            item_id = await self._reserve()
+            write: PendingWrite | None = None
+            try:
+                # The item is reserved before the budget is taken, and its events keep folding into
+                # its pending write while we wait: one token, one write, the latest state.
+                await self.budget.acquire()
+                write = self.pending.pop(item_id, None)
+                if write is not None:
+                    await self._write(write)
+            except RedisError as error:
+                # Alloy may have been written, but the events could not be acknowledged: keep them
+                # and write again later (writing the same values twice is harmless).
+                logger.warning("Redis unavailable while reporting; keeping the events", error=str(error))
+                if write is not None:
+                    self._requeue(write, FIRST_BACKOFF)
+            except Exception:
+                logger.exception("unexpected error writing a status; keeping the events", item_id=item_id)
+                if write is not None:
+                    self._requeue(write, MAX_BACKOFF)
+            finally:
+                self.in_flight.discard(item_id)
+                self._wake.set()
+
+    async def _reserve(self) -> str:
+        """Wait for the oldest pending item that has no write in flight and is not backing off."""
+        while True:
+            now = time.monotonic()
+            for item_id, pending in self.pending.items():
+                if item_id not in self.in_flight and pending.not_before <= now:
+                    self.in_flight.add(item_id)
+                    return item_id
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def _write(self, write: PendingWrite) -> None:
+        logical = write.attributes(await self.outbox.written_through(write.item_id))
+        if not logical:  # only events older than what is already on the record
+            await self._acknowledge(write)
+            return
+        attributes = {getattr(self.codes, name): value for name, value in logical.items()}
+        signature = await self.store.known_signature(write.item_id)
+        try:
+            item = await self.alloy.update_owned(write.item_id, attributes, signature=signature)
+        except AlloyError as error:
+            if error.is_not_found:
+                logger.info(
+                    "job record deleted before its status was written; dropping", item_id=write.item_id
+                )
+                REPORTER_WRITES.labels(outcome="gone").inc()
+                await self._acknowledge(write)
+            elif error.is_retryable or error.is_unauthorized:
+                REPORTER_WRITES.labels(outcome="error").inc()
+                write.failures += 1
+                delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (write.failures - 1)) * random.uniform(0.5, 1.0)
+                logger.warning(
+                    "status write failed; keeping the events and retrying",
+                    item_id=write.item_id,
+                    retry_in=round(delay, 2),
+                    error=str(error),
+                )
+                self._requeue(write, delay)
+            else:
+                # Alloy refuses the values themselves (400): retrying cannot help.
+                REPORTER_WRITES.labels(outcome="rejected").inc()
+                logger.error(
+                    "Alloy rejected a status write; dropping it", item_id=write.item_id, error=str(error)
+                )
+                await self._acknowledge(write)
+            return
+        self._release_waiting()
+        REPORTER_WRITES.labels(outcome="ok").inc()
+        REPORTER_EVENTS.inc(len(write.events))
+        await self.outbox.mark_reported(write.item_id, write.newest)
+        await self.store.remember_item(item)  # the signature our edit returned: the newest there is
+        if logical.get("run_requested") is False:
+            await self.store.finish_request(write.item_id)
+        await self._acknowledge(write)
+
+    def _release_waiting(self) -> None:
+        """A write just succeeded: Alloy is answering, so items backing off may go now."""
+        for pending in self.pending.values():
+            if pending.failures:
+                pending.failures = 0
+                pending.not_before = 0.0
+
+    def _requeue(self, write: PendingWrite, delay: float) -> None:
+        newer = self.pending.pop(write.item_id, None)
+        if newer is not None:
+            write.absorb(newer)
+        write.not_before = time.monotonic() + delay
+        self.pending[write.item_id] = write
+
+    async def _acknowledge(self, write: PendingWrite) -> None:
+        await self.outbox.acknowledge(write.entry_ids)
+
+
+async def sample_outbox(client: aioredis.Redis, clock: Callable[[], float] = time.time) -> tuple[int, float]:
+    """Outbox depth and the age of its oldest event (0 when empty); also sets the gauges."""
+    depth, age = await Outbox(client).depth_and_age(clock)
+    OUTBOX_EVENTS.set(depth)
+    OUTBOX_OLDEST_AGE.set(age)
+    return depth, age
+
+
+def _view_fields(event: Event) -> dict[str, Any]:
+    view = dict(event.attributes)
+    view.pop("run_requested", None)
+    view.pop("result", None)
+    view["event"] = event.kind
+    view["event_at"] = event.at
+    return view

@@ -1,0 +1,169 @@
+"""Claims: the run transitions on the worker side, each one atomic Lua script over `run:{id}`.
+
+Guarantee (queue → worker): **a step is claimed by one message at a time; a run ends once**.
+`claim` binds the current step of a run to the Dramatiq message id that delivers it:
+  - a second message for the same step (a recovery re-send, a replayed enqueue) finds another
+    owner and is dropped — duplicates die at the key;
+  - a redelivery of the owning message (its worker died, or Dramatiq retries it) finds itself as
+    owner and proceeds — nothing is lost;
+  - a message for a step that already finished, or for a run that ended, is dropped;
+  - the first step of a run whose job was paused, made invalid or deleted after the run was
+    queued is cancelled instead of run.
+A claim also files the run in `runs:running` with a deadline (the step's time limit times its
+attempts, plus backoff): a run still running past it lost its worker *and* its message, and serve's
+`RunQueue.recover` (enqueue.py) sends it again, so no run can stay "running" forever.
+
+Task code is at-least-once: a worker killed mid-step makes the step run again, and a worker that
+stalls for longer than the broker's heartbeat timeout can see its message redelivered while it still
+runs it (see broker.py and worker/middleware.py for how a Redis outage is kept from looking like such a
+stall).
+
+`finish_step`, `fail` and `skip` only act while the caller still owns the step, and write the new
+state, the run count (once per run) and the outbox event in the same script: the event exists if
+and only if the state change happened. When the job's definition moved on since the run was created
+(a new version, or the job is no longer valid), the event still carries the run's times, result and
+count, but not Status, Message or NextRun: a run of an old definition never overwrites what the
+record says about the current one.
+
+Redis being unreachable is not a failure of the task: every call here waits out connection errors
+(Redis restarting, a failover) for up to REDIS_PATIENCE seconds before giving up. Repeating a script
+after a lost reply is safe: claim then answers "redelivered", and a finish that already happened
+answers -1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TypeVar
+
+import redis
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from alloysync.log import get_logger
+from alloysync.model.events import Event
+from alloysync.state import keys, scripts
+from alloysync.state.records import RUN_TTL, RunRecord
+
+logger = get_logger(__name__)
+
+REDIS_PATIENCE = 900.0  # seconds to wait for Redis before a run's bookkeeping gives up
+T = TypeVar("T")
+
+
+class Claim(StrEnum):
+    """What `claim_step.lua` answers."""
+
+    FIRST = "first"  # this message starts the step: run it
+    REDELIVERED = "redelivered"  # this message owned the step already (retry or redelivery): run it again
+    DUPLICATE = "duplicate"  # another message owns this step: drop
+    STALE = "stale"  # the step already finished: drop
+    DONE = "done"  # the run ended: drop
+    MISSING = "missing"  # no such run (expired or never created): drop
+    CANCELLED = "cancelled"  # the job was paused, made invalid or deleted before the run started
+
+    @property
+    def should_run(self) -> bool:
+        return self in (Claim.FIRST, Claim.REDELIVERED)
+
+
+class Claims:
+    """The transitions, bound to a Redis client with `decode_responses=True`."""
+
+    def __init__(self, client: redis.Redis, patience: float = REDIS_PATIENCE) -> None:
+        self.client = client
+        self.patience = patience
+        self._claim = scripts.register(client, "claim_step")
+        self._finish = scripts.register(client, "finish_step")
+        self._fail = scripts.register(client, "fail_run")
+        self._skip = scripts.register(client, "skip_run")
+
+    def patiently(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, retried while Redis cannot be reached (see the module docstring)."""
+        deadline = time.monotonic() + self.patience
+        delay = 0.2
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("Redis unavailable; waiting to record the run", what=what, error=str(error))
+            except TimeLimitExceeded:
+                # The time limit ran out while we waited for Redis: what we are recording is an
+                # outcome that already happened, so keep going.
+                logger.info("time limit passed while recording the run; still recording", what=what)
+                continue
+            with contextlib.suppress(TimeLimitExceeded):
+                time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def load(self, run_id: str) -> RunRecord | None:
+        fields: dict[str, str] = self.patiently("load", lambda: self.client.hgetall(keys.run(run_id)))  # type: ignore[arg-type,return-value]
+        return RunRecord.from_hash(fields) if fields else None
+
+    def claim(
+        self,
+        run: RunRecord,
+        step: int,
+        message_id: str,
+        now: str,
+        worker: str,
+        deadline_ms: int,
+        started: Event,
+    ) -> Claim:
+        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
+        args: list[str | int] = [
+            message_id,
+            step,
+            now,
+            worker,
+            deadline_ms,
+            started.wire(),
+            started.reduced_attributes(),
+            RUN_TTL,
+        ]
+        return Claim(self.patiently("claim", lambda: self._claim(keys=run_keys, args=args)))
+
+    def finish_step(
+        self,
+        run: RunRecord,
+        step: int,
+        message_id: str,
+        now: str,
+        result_json: str,
+        now_ms: int,
+        event: Event,
+    ) -> int:
+        """Record a step's result. Returns the new run count after the last step, 0 after an
+        intermediate step (the run is then pending for its next step), -1 if we lost the step."""
+        is_last = step == len(run.steps) - 1
+        run_keys = [
+            keys.run(run.run_id),
+            keys.OUTBOX,
+            keys.job(run.item_id),
+            keys.RUNS_PENDING,
+            keys.RUNS_RUNNING,
+        ]
+        args: list[str | int] = [message_id, step, now, result_json, "1" if is_last else "0", now_ms, RUN_TTL]
+        args += [event.wire(), event.reduced_attributes()]
+        count: int = self.patiently("finish step", lambda: self._finish(keys=run_keys, args=args))
+        return count
+
+    def fail(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> int:
+        """End the run as failed. Returns the new run count, -1 if we lost the step."""
+        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
+        args: list[str | int] = [message_id, now, error, RUN_TTL, event.wire(), event.reduced_attributes()]
+        count: int = self.patiently("fail", lambda: self._fail(keys=run_keys, args=args))
+        return count
+
+    def record_attempt_error(self, run_id: str, error: str) -> None:
+        self.patiently("attempt error", lambda: self.client.hset(keys.run(run_id), "error", error))
+
+    def skip(self, run: RunRecord, now: str, reason: str, event: Event) -> bool:
+        """Skip a queued run nobody claimed (a stale fire); False if it was claimed meanwhile."""
+        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id)]
+        args: list[str | int] = [now, reason, RUN_TTL, event.wire()]
+        return bool(self.patiently("skip", lambda: self._skip(keys=run_keys, args=args)))

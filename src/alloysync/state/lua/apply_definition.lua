@@ -1,0 +1,29 @@
+-- apply_definition(
+--   keys=[lease, job, jobs],
+--   args=[lease_value, item_id, fingerprint, run_count, decided_json]
+-- )
+-- needs: helpers
+--
+-- lease         the poller lease; nothing is written unless `lease_value` holds it
+-- job           alloysync:job:{item}, the job record
+-- jobs          the set of known job ids
+-- run_count     the record's Run count, seeding the job's count the first time ('' = none)
+-- decided_json  a JSON object of the decided fields, stored only with a new version
+--
+-- Stores a definition: a new version when its fingerprint is new.
+-- Returns {version, acted version, acted registry digest, time the version was first seen},
+-- or {-1} when the lease is lost.
+if not holds_lease(KEYS[1], ARGV[1]) then return {-1} end
+redis.call('SADD', KEYS[3], ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[2], 'run_count', ARGV[4]) end
+if redis.call('HGET', KEYS[2], 'fingerprint') ~= ARGV[3] then
+  local fields = {'fingerprint', ARGV[3]}
+  for name, value in pairs(cjson.decode(ARGV[5])) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
+  redis.call('HINCRBY', KEYS[2], 'version', 1)
+end
+local job = redis.call('HMGET', KEYS[2], 'version', 'acted', 'acted_registry', 'changed')
+return {tonumber(job[1]), tonumber(job[2] or '0'), job[3] or '', job[4] or ''}

@@ -1,0 +1,249 @@
+"""Typed records of the run and job hashes (`alloysync:run:{id}`, `alloysync:job:{item}`), their
+phase enums, and the one codec between them and the hash fields.
+
+Decoding is lenient (a field that is missing reads as its default), so a record written by an
+older alloysync, or half-written by a test, still reads. Values are stored as text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from alloysync.model.runs import RunRequest, task_label
+from alloysync.model.times import format_alloy_datetime, now_iso
+from alloysync.settings import DEFAULT_MISSED_RUNS_WINDOW, MissedRunPolicy
+
+RUN_TTL = 7 * 86_400  # seconds an ended run's record is kept (history, duplicate suppression)
+
+
+class RunPhase(StrEnum):
+    """The `state` field of a run record (see docs/architecture.md for the transitions)."""
+
+    QUEUED = "queued"  # created, or between steps: a message for its current step is on a queue
+    RUNNING = "running"  # a message owns the current step
+    SUCCEEDED = "succeeded"  # the last step returned
+    FAILED = "failed"  # a step failed for good
+    SKIPPED = "skipped"  # never ran: a stale fire, or its job was paused or made invalid first
+
+    @property
+    def ended(self) -> bool:
+        return self in (RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.SKIPPED)
+
+
+class JobPhase(StrEnum):
+    """The `state` field of a job record: what the poller decided about the definition."""
+
+    VALID = "valid"  # enabled and valid: it runs
+    DISABLED = "disabled"  # Enabled is not true: paused
+    INVALID = "invalid"  # cannot run; `invalid` says why
+    GONE = "gone"  # deleted from Alloy (counters kept, so run ids stay unique if it returns)
+
+
+def _phase(enum: type[RunPhase] | type[JobPhase], text: str | None) -> Any:
+    try:
+        return enum(text) if text else None
+    except ValueError:
+        return None
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: what it runs, where it stands, and what its steps returned."""
+
+    run_id: str
+    item_id: str = ""
+    kind: str = ""
+    task: str = ""
+    steps: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    scheduled_at: str = ""
+    recurring: bool = False
+    missed_runs: MissedRunPolicy = MissedRunPolicy.ONCE
+    missed_window: float = DEFAULT_MISSED_RUNS_WINDOW
+    source: str = ""
+    version: int | None = None
+    created: str = ""
+    phase: RunPhase | None = None
+    step: int = 0
+    owner: str = ""  # the Dramatiq message id that owns the current step ('' = none)
+    worker: str = ""
+    started: str = ""
+    step_started: str = ""
+    finished: str = ""
+    error: str = ""
+    attempts: int = 0  # attempts of the step that needed most (retries + 1)
+    step_results: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def task_label(self) -> str:
+        return self.task or task_label(self.steps)
+
+    @property
+    def unclaimed(self) -> bool:
+        """Queued and owned by no message (a stale fire may still be skipped)."""
+        return self.phase is RunPhase.QUEUED and not self.owner
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str]) -> RunRecord:
+        results = {
+            int(name.split(":", 1)[1]): json.loads(value)
+            for name, value in fields.items()
+            if name.startswith("result:")
+        }
+        version = fields.get("version", "")
+        try:
+            policy = MissedRunPolicy(fields.get("missed_runs") or MissedRunPolicy.ONCE.value)
+        except ValueError:
+            policy = MissedRunPolicy.ONCE
+        return cls(
+            run_id=fields.get("run_id", ""),
+            item_id=fields.get("item", ""),
+            kind=fields.get("kind", ""),
+            task=fields.get("task", ""),
+            steps=tuple(json.loads(fields.get("steps") or "[]")),
+            params=json.loads(fields.get("params") or "{}"),
+            scheduled_at=fields.get("scheduled_at", ""),
+            recurring=fields.get("recurring") == "1",
+            missed_runs=policy,
+            missed_window=float(fields.get("missed_window") or DEFAULT_MISSED_RUNS_WINDOW),
+            source=fields.get("source", ""),
+            version=int(version) if version else None,
+            created=fields.get("created", ""),
+            phase=_phase(RunPhase, fields.get("state")),
+            step=_int(fields.get("step")),
+            owner=fields.get("owner", ""),
+            worker=fields.get("worker", ""),
+            started=fields.get("started", ""),
+            step_started=fields.get("step_started", ""),
+            finished=fields.get("finished", ""),
+            error=fields.get("error", ""),
+            attempts=_int(fields.get("attempts")),
+            step_results=results,
+        )
+
+
+def new_run_hash(request: RunRequest) -> dict[str, str]:
+    """The fields of a new `run:{id}` hash for `request` (queued, at its first step)."""
+    return {
+        "run_id": request.run_id,
+        "item": request.item_id,
+        "kind": request.kind.value,
+        "task": request.task_label,
+        "steps": json.dumps(list(request.steps)),
+        "params": json.dumps(request.params, separators=(",", ":")),
+        "scheduled_at": format_alloy_datetime(request.scheduled_at) if request.scheduled_at else "",
+        "recurring": "1" if request.recurring else "0",
+        "missed_runs": request.missed_runs.value,
+        "missed_window": str(request.missed_window),
+        "source": request.source,
+        "version": "" if request.version is None else str(request.version),
+        "created": now_iso(),
+        "state": RunPhase.QUEUED.value,
+        "step": "0",
+        "owner": "",
+    }
+
+
+@dataclass(frozen=True)
+class JobView:
+    """The job's latest reported state, kept by the reporter for the jobs page."""
+
+    status: str = ""
+    message: str = ""
+    last_run_started: str = ""
+    last_run_finished: str = ""
+    next_run: str = ""
+    run_count: int | None = None
+    event: str = ""
+    event_at: str = ""
+
+
+VIEW_FIELDS = ("status", "message", "last_run_started", "last_run_finished", "next_run", "run_count")
+
+
+@dataclass(frozen=True)
+class JobDecision:
+    """What the poller decided about a job's definition: its phase and a summary for the page."""
+
+    title: str
+    phase: JobPhase
+    task: str
+    schedule: str
+    timezone: str
+    invalid: str  # why the job is invalid ('' otherwise)
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "title": self.title,
+            "state": self.phase.value,
+            "task": self.task,
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "invalid": self.invalid,
+        }
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job record as the store holds it."""
+
+    item_id: str
+    title: str = ""
+    phase: JobPhase | None = None
+    task: str = ""
+    schedule: str = ""
+    timezone: str = ""
+    invalid: str = ""
+    version: int = 0
+    run_count: int = 0
+    signature: str = ""
+    view: JobView = JobView()
+
+    @classmethod
+    def from_hash(cls, item_id: str, fields: dict[str, str]) -> JobRecord:
+        view_count = fields.get("view_run_count", "")
+        return cls(
+            item_id=item_id,
+            title=fields.get("title", ""),
+            phase=_phase(JobPhase, fields.get("state")),
+            task=fields.get("task", ""),
+            schedule=fields.get("schedule", ""),
+            timezone=fields.get("timezone", ""),
+            invalid=fields.get("invalid", ""),
+            version=_int(fields.get("version")),
+            run_count=_int(fields.get("run_count")),
+            signature=fields.get("signature", ""),
+            view=JobView(
+                status=fields.get("view_status", ""),
+                message=fields.get("view_message", ""),
+                last_run_started=fields.get("view_last_run_started", ""),
+                last_run_finished=fields.get("view_last_run_finished", ""),
+                next_run=fields.get("view_next_run", ""),
+                run_count=_int(view_count) if view_count else None,
+                event=fields.get("view_event", ""),
+                event_at=fields.get("view_event_at", ""),
+            ),
+        )
+
+
+def view_hash(view: dict[str, Any]) -> dict[str, str]:
+    """The `view_*` fields for the reported values in `view` (names of `JobView`'s fields)."""
+    return {f"view_{name}": _view_text(value) for name, value in view.items()}
+
+
+def _view_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), default=str)

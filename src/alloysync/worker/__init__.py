@@ -1,0 +1,1 @@
+"""`alloysync worker`: the launcher, the module Dramatiq's CLI boots, the actor and its middleware."""

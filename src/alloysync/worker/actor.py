@@ -1,0 +1,260 @@
+"""The `alloysync_run` actor: executes one step of a run on a worker and records the outcome.
+
+Flow for message (run_id, step): claim the step (see state/claims.py) → call the registered task with
+the job's Params (first step) or the previous step's result → record the result atomically with
+its event → hand over to the next step, or end the run. A failing attempt is re-raised so
+Dramatiq's Retries middleware schedules the next attempt with backoff; the attempt that exhausts
+`max_retries` (a per-task option carried by the message) ends the run as Failed instead — a failure
+is reported once, never once per attempt. Task code is at-least-once: a worker killed mid-step makes
+the step run again on another worker.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware.time_limit import TimeLimit, TimeLimitExceeded
+
+from alloysync.enqueue import RunQueue
+from alloysync.log import get_logger
+from alloysync.metrics import RUN_DURATION, RUNS, RUNS_STARTED, SCHEDULE_LATENESS
+from alloysync.model.events import Event, Status
+from alloysync.model.registry import TaskRegistry
+from alloysync.model.results import bounded_result, summarize_result, truncate
+from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
+from alloysync.settings import Settings
+from alloysync.state.claims import Claim, Claims
+from alloysync.state.records import RunRecord
+
+logger = get_logger(__name__)
+
+
+DEADLINE_MARGIN_MS = 60_000  # slack on a step's deadline in runs:running
+
+
+class PermanentRunError(Exception):
+    """A failure that retrying cannot fix (unknown task, result not JSON)."""
+
+
+@dataclass
+class WorkerContext:
+    """What the actor needs; installed once per worker process by worker/boot.py."""
+
+    settings: Settings
+    registry: TaskRegistry
+    claims: Claims
+    runs: RunQueue
+    worker_name: str
+    time_limit: TimeLimit | None = None
+
+    def disarm_time_limit(self) -> None:
+        """Stop Dramatiq's time limit for the step running in this thread."""
+        if self.time_limit is not None:
+            self.time_limit.manager.remove_timeout(threading.get_ident())  # type: ignore[no-untyped-call]
+
+
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def run_step(run_id: str, step: int) -> None:
+    """The actor function (registered as `alloysync_run` in worker/boot.py).
+
+    Log lines carry the run id, step and message id through the log context (worker/middleware.py)."""
+    context = _context
+    assert context is not None, "worker/boot.py installs the WorkerContext before messages are processed"
+    message = CurrentMessage.get_current_message()
+    assert message is not None
+    run = context.claims.load(run_id)
+    if run is None:
+        logger.warning("dropping message for an unknown run")
+        return
+    task_label = run.task_label
+    now = utc_now()
+    started = Event(
+        run.item_id,
+        "started",
+        _running_attributes(run, step, now),
+        run_id=run_id,
+        details={"task": task_label, "step": step, "worker": context.worker_name},
+    )
+    deadline_ms = _deadline_ms(message.options, now)
+    claim = context.claims.claim(
+        run, step, message.message_id, format_alloy_datetime(now), context.worker_name, deadline_ms, started
+    )
+    if not claim.should_run:
+        logger.info("dropping message", reason=claim.value)
+        if claim is Claim.CANCELLED:
+            RUNS.labels(task=task_label, outcome="skipped").inc()
+        return
+    if step == 0 and not run.started:
+        # The record was loaded before the claim set its start: the run started now.
+        run = replace(run, started=format_alloy_datetime(now))
+        RUNS_STARTED.labels(task=task_label).inc()
+        if run.scheduled_at:
+            lateness = (now - parse_alloy_datetime(run.scheduled_at)).total_seconds()
+            SCHEDULE_LATENESS.labels(task=task_label).observe(max(0.0, lateness))
+    log = logger.bind(task=run.steps[step], attempt=message.options.get("retries", 0) + 1)
+    log.info("step started", claim=claim.value)
+    try:
+        try:
+            result_json = _execute(context, run, step)
+        finally:
+            context.disarm_time_limit()  # the step is over; only its bookkeeping is left
+    except PermanentRunError as error:
+        reason = str(error)
+        _record(lambda: _end_failed(context, run, step, message.message_id, reason, attempts=1))
+        return
+    except (Exception, TimeLimitExceeded) as error:
+        text = _describe(error, run.steps[step], message.options.get("time_limit"))
+        attempt = int(message.options.get("retries", 0)) + 1
+        if attempt <= int(message.options.get("max_retries", 0)):
+            context.claims.record_attempt_error(run_id, f"attempt {attempt}: {text}")
+            log.warning("step failed, will retry", error=text)
+            raise
+        _record(lambda: _end_failed(context, run, step, message.message_id, text, attempts=attempt))
+        return
+    _record(lambda: _end_step(context, run, step, message.message_id, result_json))
+
+
+def _record(bookkeeping: Callable[[], None]) -> None:
+    """Record the outcome of a step that is over. A time-limit exception that was already on its
+    way when the step returned must not cut the recording short (the run would stay "running")."""
+    while True:
+        try:
+            bookkeeping()
+            return
+        except TimeLimitExceeded:
+            logger.info("the time limit passed as the step returned; recording its outcome anyway")
+
+
+def _deadline_ms(options: dict[str, Any], now: datetime) -> int:
+    """When this step must be over, however its retries go: past it, the run lost its worker."""
+    remaining = max(0, int(options.get("max_retries", 0)) - int(options.get("retries", 0)))
+    time_limit = int(options.get("time_limit", 600_000))
+    max_backoff = int(options.get("max_backoff", 300_000))
+    budget = time_limit * (remaining + 1) + max_backoff * remaining + DEADLINE_MARGIN_MS
+    return int(now.timestamp() * 1000) + int(budget)
+
+
+def _execute(context: WorkerContext, run: RunRecord, step: int) -> str:
+    registered = context.registry.get(run.steps[step])
+    if registered is None:
+        raise PermanentRunError(
+            f"task {run.steps[step]!r} is not registered on this worker: check ALLOYSYNC_TASK_MODULES "
+            f"(registered: {', '.join(context.registry.names()) or 'none'})"
+        )
+    # The first step gets the job's Params; a later step gets the previous step's result.
+    result = registered.call(**run.params) if step == 0 else registered.call(run.step_results[step - 1])
+    try:
+        return json.dumps(result, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise PermanentRunError(
+            f"task {registered.name!r} returned a value that is not JSON ({error}): return dicts, lists, "
+            "strings, numbers, booleans or None"
+        ) from None
+
+
+def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str, result_json: str) -> None:
+    now = utc_now()
+    task_label = run.task_label
+    duration = _duration(run, now)
+    result = json.loads(result_json)
+    summary = summarize_result(result, context.settings.message_max_chars - 60)
+    if run.recurring:
+        status, text = (
+            Status.SCHEDULED,
+            f"Last run {format_alloy_datetime(now)} succeeded in {duration:.1f} s: {summary}",
+        )
+    else:
+        status, text = Status.SUCCEEDED, f"Succeeded in {duration:.1f} s: {summary}"
+    event = Event(
+        run.item_id,
+        "succeeded",
+        {
+            "status": status,
+            "message": text,
+            "result": bounded_result(result, context.settings.result_max_bytes),
+            "last_run_finished": format_alloy_datetime(now),
+        },
+        run_id=run.run_id,
+        details={"task": task_label, "outcome": "succeeded", "duration": round(duration, 3)},
+    )
+    now_ms = int(time.time() * 1000)
+    count = context.claims.finish_step(
+        run, step, message_id, format_alloy_datetime(now), result_json, now_ms, event
+    )
+    if count < 0:
+        logger.warning("step result discarded: another delivery owns the step now")
+        return
+    if count == 0:
+        # Hand over to the next step. If this fails for good, the run is in runs:pending and
+        # serve's recovery sends the step (enqueue.py).
+        context.claims.patiently("send next step", lambda: context.runs.send_next_step(run.run_id, step + 1))
+        context.claims.patiently("clear pending", lambda: context.runs.forget_pending(run.run_id, now_ms))
+        logger.info("step succeeded", next_step=step + 1)
+        return
+    RUNS.labels(task=task_label, outcome="succeeded").inc()
+    RUN_DURATION.labels(task=task_label).observe(duration)
+    logger.info("run succeeded", task=task_label, duration=round(duration, 3), run_count=count)
+
+
+def _end_failed(
+    context: WorkerContext, run: RunRecord, step: int, message_id: str, error: str, attempts: int
+) -> None:
+    now = utc_now()
+    task_label = run.task_label
+    duration = _duration(run, now)
+    where = f" at step {step + 1}/{len(run.steps)} ({run.steps[step]})" if len(run.steps) > 1 else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    text = truncate(f"Failed{where}{tries}: {error}", context.settings.message_max_chars)
+    event = Event(
+        run.item_id,
+        "failed",
+        {"status": Status.FAILED, "message": text, "last_run_finished": format_alloy_datetime(now)},
+        run_id=run.run_id,
+        details={"task": task_label, "outcome": "failed", "duration": round(duration, 3), "error": error},
+    )
+    if context.claims.fail(run, message_id, format_alloy_datetime(now), error, event) < 0:
+        logger.warning("failure discarded: another delivery owns the step now")
+        return
+    RUNS.labels(task=task_label, outcome="failed").inc()
+    RUN_DURATION.labels(task=task_label).observe(duration)
+    logger.warning("run failed", task=task_label, error=error, attempts=attempts)
+
+
+def _running_attributes(run: RunRecord, step: int, now: datetime) -> dict[str, Any]:
+    if len(run.steps) == 1:
+        text = f"Running {run.steps[0]}"
+    else:
+        text = f"Running step {step + 1}/{len(run.steps)}: {run.steps[step]}"
+    attributes: dict[str, Any] = {"status": Status.RUNNING, "message": text}
+    if step == 0:
+        attributes["last_run_started"] = format_alloy_datetime(now)
+    return attributes
+
+
+def _duration(run: RunRecord, now: datetime) -> float:
+    started = run.started or run.step_started
+    if not started:
+        return 0.0
+    return max(0.0, (now - parse_alloy_datetime(started)).total_seconds())
+
+
+def _describe(error: BaseException, task_name: str, time_limit_ms: Any) -> str:
+    if isinstance(error, TimeLimitExceeded):
+        limit = f" of {int(time_limit_ms) / 1000:g} s" if time_limit_ms else ""
+        return f"{task_name} exceeded its time limit{limit}"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,53 @@
+"""The broker module Dramatiq's worker CLI imports in every worker process (`alloysync worker`).
+
+It builds the broker with the worker middleware stack, registers the single `alloysync_run` actor,
+declares one queue per task queue, and installs the context the actor runs with.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.middleware import Middleware, TimeLimit
+from dramatiq.middleware.prometheus import Prometheus
+
+from alloysync.broker import build_broker
+from alloysync.enqueue import ACTOR_NAME, RunQueue
+from alloysync.identity import process_name
+from alloysync.log import configure_logging
+from alloysync.model.registry import DEFAULT_QUEUE, load_task_modules
+from alloysync.settings import load_settings
+from alloysync.state.claims import Claims
+from alloysync.state.connections import connect
+from alloysync.worker.actor import WorkerContext, install, run_step
+from alloysync.worker.middleware import LogContext, StaleFireSkipper, WorkerHeartbeat
+
+settings = load_settings()
+configure_logging(settings.log_level, settings.log_format, process="worker")
+registry = load_task_modules(settings.task_modules)
+client = connect(settings.effective_redis_url)
+
+worker_middleware: list[Middleware] = [
+    LogContext(),
+    StaleFireSkipper(client, settings.schedule_stale_after),
+    WorkerHeartbeat(settings.worker_maintenance_interval, settings.worker_heartbeat_timeout),
+]
+if settings.worker_metrics_port:
+    worker_middleware.insert(0, Prometheus())
+broker = build_broker(settings, worker_middleware=worker_middleware)
+dramatiq.set_broker(broker)
+dramatiq.Actor(
+    run_step, broker=broker, actor_name=ACTOR_NAME, queue_name=DEFAULT_QUEUE, priority=0, options={}
+)
+for queue_name in sorted(settings.worker_queues or registry.queues()):
+    broker.declare_queue(queue_name)
+
+install(
+    WorkerContext(
+        settings=settings,
+        registry=registry,
+        claims=Claims(client),
+        runs=RunQueue(client, broker, registry, settings),
+        worker_name=process_name(),
+        time_limit=next((m for m in broker.middleware if isinstance(m, TimeLimit)), None),
+    )
+)
