@@ -8,12 +8,15 @@ Dashboards (uids are stable; Grafana loads them through grafana/provisioning/das
                       scheduler and processes
   alloysync-task      one task (template variable `task`): runs by outcome, failure ratio, run
                       duration and schedule lateness
+  alloysync-jobs      per job: overdue jobs and time since each job's last success against its
+                      MaxAge, failure streaks (ConsecutiveFailures)
 
 Every panel and every query uses the `datasource` template variable, whose default is the
 provisioned Prometheus datasource (uid `alloysync-prometheus`). Panels are described declaratively
 below (`PanelSpec`), laid out on the 24-column grid by `_layout`, and rendered with the SDK's
-builders. `all_panel_queries()` lists every panel expression for tests that evaluate them against a
-running Prometheus; `render_query()` substitutes the Grafana variables they contain.
+builders (a table panel merges its queries into one row per job, one column per query).
+`all_panel_queries()` lists every panel expression for tests that evaluate them against a running
+Prometheus; `render_query()` substitutes the Grafana variables they contain.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from grafana_foundation_sdk.builders import bargauge, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import prometheus as prometheus_models
@@ -38,6 +41,8 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
     DataSourceRef,
+    DataTransformerConfig,
+    DynamicConfigValue,
     GridPos,
     Threshold,
     ThresholdsMode,
@@ -54,6 +59,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE
 TASK_VARIABLE_QUERY = "label_values(alloysync_runs_total, task)"
 OVERVIEW_UID = "alloysync-overview"
 TASK_UID = "alloysync-task"
+JOBS_UID = "alloysync-jobs"
 GRID_WIDTH = 24
 TAGS = ["alloysync"]
 
@@ -76,6 +82,19 @@ class Query:
     legend: str
 
 
+Steps = tuple[tuple[float | None, str], ...]  # (value from which the colour applies, colour); first None
+
+
+@dataclass(frozen=True)
+class Column:
+    """A value column of a table panel: what one of its queries returns for each row (job)."""
+
+    header: str
+    unit: str
+    thresholds: Steps = ()  # colours the cell's background
+    mappings: tuple[tuple[float, str, str], ...] = ()  # (value, text shown instead, colour)
+
+
 @dataclass(frozen=True)
 class PanelSpec:
     """What a panel shows; `_layout` decides where."""
@@ -84,14 +103,17 @@ class PanelSpec:
     description: str
     queries: tuple[Query, ...]
     unit: str
-    kind: Literal["timeseries", "stat"] = "timeseries"
+    kind: Literal["timeseries", "stat", "bargauge", "table"] = "timeseries"
     width: int = 8
     height: int = 8
     min: float | None = 0
     max: float | None = None
-    # stat panels: (value from which the colour applies, colour); the first value is None (base)
-    thresholds: tuple[tuple[float | None, str], ...] = ()
+    # stat and bar gauge panels: the value's colour
+    thresholds: Steps = ()
     links_to_task: bool = False
+    # table panels: one column per query, in order, after the label columns; rows are sorted by the
+    # first column, highest first
+    columns: tuple[Column, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -642,6 +664,157 @@ TASK: tuple[Section, ...] = (
 )
 
 
+# Per-job gauges (exported by every serve replica, labels item_id and title): max by job counts
+# each job once however many replicas export it.
+OVERDUE_BY_JOB = "max by (item_id, title) (alloysync_jobs_overdue)"
+STREAK_BY_JOB = "max by (item_id, title) (alloysync_job_consecutive_failures)"
+MAX_AGE_BY_JOB = "max by (item_id, title) (alloysync_job_max_age_seconds)"
+SINCE_SUCCESS_BY_JOB = "time() - max by (item_id, title) (alloysync_job_last_success_timestamp_seconds)"
+SHARE_OF_MAX_AGE_BY_JOB = f"({SINCE_SUCCESS_BY_JOB}) / {MAX_AGE_BY_JOB}"
+SHARE_STEPS: Steps = ((None, "green"), (0.75, "orange"), (1, "red"))
+STREAK_STEPS: Steps = ((None, "orange"), (3, "red"))
+STREAK_TOP = 15
+
+JOBS: tuple[Section, ...] = (
+    Section(
+        "Jobs at a glance",
+        (
+            PanelSpec(
+                "Overdue jobs",
+                "Jobs that have had no success for longer than their MaxAge (status Overdue): "
+                "the scheduler down, runs stuck in a queue or a job that keeps failing. "
+                "Alert: AlloySyncJobOverdue.",
+                (_q(f"sum({OVERDUE_BY_JOB}) or vector(0)", "overdue"),),
+                "short",
+                kind="stat",
+                width=6,
+                height=4,
+                thresholds=((None, "green"), (1, "red")),
+            ),
+            PanelSpec(
+                "Jobs with a MaxAge",
+                "Jobs whose record sets MaxAge (a freshness deadline), overdue or not.",
+                (_q(f"count({OVERDUE_BY_JOB}) or vector(0)", "jobs"),),
+                "short",
+                kind="stat",
+                width=6,
+                height=4,
+            ),
+            PanelSpec(
+                "Jobs failing in a row",
+                "Jobs whose last run failed: ConsecutiveFailures is at least 1 (it is 0 again after "
+                "the next success).",
+                (_q(f"count({STREAK_BY_JOB}) or vector(0)", "jobs"),),
+                "short",
+                kind="stat",
+                width=6,
+                height=4,
+                thresholds=((None, "green"), (1, "orange")),
+            ),
+            PanelSpec(
+                "Longest failure streak",
+                "The most failed runs in a row of any job since its last success. "
+                "Alert: AlloySyncJobFailureStreak (3 or more).",
+                (_q(f"max({STREAK_BY_JOB}) or vector(0)", "failures in a row"),),
+                "short",
+                kind="stat",
+                width=6,
+                height=4,
+                thresholds=((None, "green"), (1, "orange"), (3, "red")),
+            ),
+        ),
+    ),
+    Section(
+        "Freshness (MaxAge)",
+        (
+            PanelSpec(
+                "Freshness per job",
+                "One row per job with a MaxAge, overdue first: time since its last success (empty "
+                "before the first one; MaxAge then counts from when alloysync first saw the job), "
+                "its MaxAge and the share of it used. Alert: AlloySyncJobOverdue.",
+                (
+                    _q(OVERDUE_BY_JOB, "overdue"),
+                    _q(SINCE_SUCCESS_BY_JOB, "since last success"),
+                    _q(MAX_AGE_BY_JOB, "MaxAge"),
+                    _q(SHARE_OF_MAX_AGE_BY_JOB, "share of MaxAge"),
+                ),
+                "short",
+                kind="table",
+                width=14,
+                height=9,
+                columns=(
+                    Column("Overdue", "short", mappings=((0, "no", "green"), (1, "OVERDUE", "red"))),
+                    Column("Since last success", "s"),
+                    Column("MaxAge", "s"),
+                    Column("Share of MaxAge", "percentunit", thresholds=SHARE_STEPS),
+                ),
+            ),
+            PanelSpec(
+                "Time since last success, share of MaxAge",
+                "Per job with a MaxAge that has succeeded: time since its last success divided by "
+                "its MaxAge. At 100 % the job is overdue.",
+                (_q(f"sort_desc({SHARE_OF_MAX_AGE_BY_JOB})", "{{title}}"),),
+                "percentunit",
+                kind="bargauge",
+                width=10,
+                height=9,
+                max=1,
+                thresholds=SHARE_STEPS,
+            ),
+            PanelSpec(
+                "Time since last success",
+                "Per job with a MaxAge: seconds since its last successful run "
+                "(alloysync_job_last_success_timestamp_seconds).",
+                (_q(SINCE_SUCCESS_BY_JOB, "{{title}}"),),
+                "s",
+                width=12,
+            ),
+            PanelSpec(
+                "Overdue jobs over time",
+                "Jobs with status Overdue (no success for longer than their MaxAge). "
+                "Alert: AlloySyncJobOverdue.",
+                (_q(f"sum({OVERDUE_BY_JOB}) or vector(0)", "overdue jobs"),),
+                "short",
+                width=12,
+            ),
+        ),
+    ),
+    Section(
+        "Failure streaks",
+        (
+            PanelSpec(
+                "Failing jobs",
+                "One row per job whose last run failed, longest streak first: its failed runs "
+                "since the last success (ConsecutiveFailures). Alert: AlloySyncJobFailureStreak.",
+                (_q(STREAK_BY_JOB, "failures in a row"),),
+                "short",
+                kind="table",
+                width=12,
+                height=9,
+                columns=(Column("Failures in a row", "short", thresholds=STREAK_STEPS),),
+            ),
+            PanelSpec(
+                "Longest failure streaks",
+                f"The {STREAK_TOP} longest failure streaks: failed runs of a job since its last "
+                "success. Alert: AlloySyncJobFailureStreak (3 or more).",
+                (_q(f"sort_desc(topk({STREAK_TOP}, {STREAK_BY_JOB}))", "{{title}}"),),
+                "short",
+                kind="bargauge",
+                width=12,
+                height=9,
+                thresholds=STREAK_STEPS,
+            ),
+            PanelSpec(
+                "Failure streaks over time",
+                "Failed runs in a row per job; a job's line ends when it succeeds again.",
+                (_q(STREAK_BY_JOB, "{{title}}"),),
+                "short",
+                width=24,
+            ),
+        ),
+    ),
+)
+
 # --- building ------------------------------------------------------------------------------------
 
 
@@ -666,7 +839,7 @@ def _layout(sections: Sequence[Section]) -> Iterator[tuple[Section | PanelSpec, 
         y += line_height
 
 
-def _target(query: Query, ref_id: str, *, instant: bool) -> prometheus.Dataquery:
+def _target(query: Query, ref_id: str, *, instant: bool, table_format: bool = False) -> prometheus.Dataquery:
     target = (
         prometheus.Dataquery()
         .expr(query.expr)
@@ -675,10 +848,12 @@ def _target(query: Query, ref_id: str, *, instant: bool) -> prometheus.Dataquery
         .datasource(DATASOURCE)
         .editor_mode(prometheus_models.QueryEditorMode.CODE)
     )
+    if table_format:
+        target = target.format(prometheus_models.PromQueryFormat.TABLE)
     return target.instant() if instant else target.range()
 
 
-def _thresholds(steps: tuple[tuple[float | None, str], ...]) -> dashboard_builders.ThresholdsConfig:
+def _thresholds(steps: Steps) -> dashboard_builders.ThresholdsConfig:
     return (
         dashboard_builders.ThresholdsConfig()
         .mode(ThresholdsMode.ABSOLUTE)
@@ -694,41 +869,122 @@ def _task_link() -> dashboard_builders.DashboardLink:
     )
 
 
-def _panel(spec: PanelSpec, panel_id: int, grid: GridPos) -> timeseries.Panel | stat.Panel:
-    refs = "ABCDEFGHIJ"
-    if len(spec.queries) > len(refs):
+REFS = "ABCDEFGHIJ"
+# Label columns of the per-job tables, in order, with their headers.
+TABLE_LABEL_COLUMNS = (("title", "Job"), ("item_id", "Item id"))
+
+
+def _table_value_field(ref_id: str, queries: int) -> str:
+    """The name Grafana gives the value column of a Prometheus query in table format."""
+    return "Value" if queries == 1 else f"Value #{ref_id}"
+
+
+def _column_properties(column: Column) -> list[DynamicConfigValue]:
+    properties = [DynamicConfigValue(id_val="unit", value=column.unit)]
+    if column.thresholds:
+        steps = [{"color": color, "value": value} for value, color in column.thresholds]
+        properties.append(DynamicConfigValue(id_val="thresholds", value={"mode": "absolute", "steps": steps}))
+    if column.mappings:
+        options = {
+            f"{value:g}": {"text": text, "color": color, "index": index}
+            for index, (value, text, color) in enumerate(column.mappings)
+        }
+        mapping = {"type": "value", "options": options}
+        properties.append(DynamicConfigValue(id_val="mappings", value=[mapping]))
+    if column.thresholds or column.mappings:
+        properties.append(DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}))
+    return properties
+
+
+def _table_panel(spec: PanelSpec) -> table.Panel:
+    """One row per job: the queries' results merged on their labels, one value column per query."""
+    if len(spec.columns) != len(spec.queries) or not spec.columns:
+        raise ValueError(f"table panel {spec.title!r} needs exactly one column per query")
+    value_fields = [_table_value_field(REFS[i], len(spec.queries)) for i in range(len(spec.queries))]
+    headers = dict(TABLE_LABEL_COLUMNS) | {
+        field: column.header for field, column in zip(value_fields, spec.columns, strict=True)
+    }
+    organize = {
+        "excludeByName": {"Time": True},
+        "indexByName": {name: index for index, name in enumerate(headers)},
+        "renameByName": headers,
+    }
+    panel = (
+        table.Panel()
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(DataTransformerConfig(id_val="organize", options=organize))
+        .sort_by([common_builders.TableSortByFieldState().display_name(spec.columns[0].header).desc(True)])
+        .filterable(True)
+    )
+    for column in spec.columns:
+        panel = panel.override_by_name(column.header, _column_properties(column))
+    return panel
+
+
+def _stat_panel(spec: PanelSpec) -> stat.Panel:
+    return (
+        stat.Panel()
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.AUTO)
+        .thresholds(_thresholds(spec.thresholds or ((None, "text"),)))
+    )
+
+
+def _bargauge_panel(spec: PanelSpec) -> bargauge.Panel:
+    """One bar per series (per job), named by the query's legend."""
+    return (
+        bargauge.Panel()
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .show_unfilled(True)
+        .thresholds(_thresholds(spec.thresholds or ((None, "text"),)))
+    )
+
+
+def _timeseries_panel(spec: PanelSpec) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .line_width(1)
+        .fill_opacity(10)
+        .show_points(common.VisibilityMode.NEVER)
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
+    if spec.links_to_task:
+        panel = panel.data_links([_task_link()])
+    return panel
+
+
+AnyPanel = timeseries.Panel | stat.Panel | bargauge.Panel | table.Panel
+
+
+def _panel(spec: PanelSpec, panel_id: int, grid: GridPos) -> AnyPanel:
+    if len(spec.queries) > len(REFS):
         raise ValueError(f"panel {spec.title!r} has too many queries")
-    instant = spec.kind == "stat"
-    panel: timeseries.Panel | stat.Panel
+    if spec.columns and spec.kind != "table":
+        raise ValueError(f"panel {spec.title!r}: only table panels have columns")
+    panel: AnyPanel
     if spec.kind == "stat":
-        panel = (
-            stat.Panel()
-            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .color_mode(common.BigValueColorMode.VALUE)
-            .graph_mode(common.BigValueGraphMode.NONE)
-            .text_mode(common.BigValueTextMode.AUTO)
-        )
-        panel = panel.thresholds(_thresholds(spec.thresholds or ((None, "text"),)))
+        panel = _stat_panel(spec)
+    elif spec.kind == "bargauge":
+        panel = _bargauge_panel(spec)
+    elif spec.kind == "table":
+        panel = _table_panel(spec)
     else:
-        panel = (
-            timeseries.Panel()
-            .line_width(1)
-            .fill_opacity(10)
-            .show_points(common.VisibilityMode.NEVER)
-            .legend(
-                common_builders.VizLegendOptions()
-                .display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM)
-                .show_legend(True)
-            )
-            .tooltip(
-                common_builders.VizTooltipOptions()
-                .mode(common.TooltipDisplayMode.MULTI)
-                .sort(common.SortOrder.DESCENDING)
-            )
-        )
-        if spec.links_to_task:
-            panel = panel.data_links([_task_link()])
+        panel = _timeseries_panel(spec)
+    instant = spec.kind != "timeseries"
     panel = (
         panel.id(panel_id)
         .title(spec.title)
@@ -736,7 +992,12 @@ def _panel(spec: PanelSpec, panel_id: int, grid: GridPos) -> timeseries.Panel | 
         .datasource(DATASOURCE)
         .grid_pos(grid)
         .unit(spec.unit)
-        .targets([_target(query, refs[i], instant=instant) for i, query in enumerate(spec.queries)])
+        .targets(
+            [
+                _target(query, REFS[i], instant=instant, table_format=spec.kind == "table")
+                for i, query in enumerate(spec.queries)
+            ]
+        )
     )
     if spec.min is not None:
         panel = panel.min(spec.min)
@@ -824,10 +1085,20 @@ def task_dashboard() -> dashboard_builders.Dashboard:
     )
 
 
+def jobs_dashboard() -> dashboard_builders.Dashboard:
+    return _dashboard(
+        JOBS_UID,
+        "alloysync jobs",
+        "Per job: overdue jobs and the time since each job's last success against its MaxAge, and "
+        "jobs failing in a row (ConsecutiveFailures).",
+        JOBS,
+    )
+
+
 def dashboards() -> dict[str, dict[str, Any]]:
     """File name → dashboard JSON (as plain data) for every dashboard."""
     result: dict[str, dict[str, Any]] = {}
-    for builder in (overview_dashboard(), task_dashboard()):
+    for builder in (overview_dashboard(), task_dashboard(), jobs_dashboard()):
         data = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
         result[f"{data['uid']}.json"] = data
     return result

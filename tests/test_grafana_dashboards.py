@@ -3,7 +3,8 @@
 Sound means: stable unique uids, unique panel ids, every panel and query on the provisioned
 datasource (directly or through the `datasource` variable), refIds, units and descriptions set,
 panels inside the 24-column grid without overlapping, and PromQL that reads only metrics that
-alloysync, Dramatiq's middleware or Prometheus (`up`) really export.
+alloysync, Dramatiq's middleware or Prometheus (`up`) really export. The per-job view's queries are
+also evaluated by promtool on series as two serve replicas export them.
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DATASOURCE_PROVISIONING = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVISIONING = ROOT / "grafana" / "provisioning" / "dashboards" / "alloysync.yml"
-EXPECTED_FILES = {"alloysync-overview.json", "alloysync-task.json"}
+EXPECTED_FILES = {"alloysync-overview.json", "alloysync-task.json", "alloysync-jobs.json"}
 DATASOURCE_UIDS = {generate.DATASOURCE_UID, "${datasource}", "$datasource"}
 UNITS = {"s", "ops", "reqps", "percentunit", "short"}
+PANEL_TYPES = {"timeseries", "stat", "bargauge", "table"}
+PER_JOB_METRICS = {
+    "alloysync_jobs_overdue",
+    "alloysync_job_last_success_timestamp_seconds",
+    "alloysync_job_max_age_seconds",
+    "alloysync_job_consecutive_failures",
+}
 
 
 def _committed() -> dict[str, dict[str, Any]]:
@@ -114,7 +122,9 @@ def test_runs_as_module_and_as_script(command: list[str]) -> None:
 def test_dashboard_uids_are_stable_and_unique() -> None:
     uids = [data["uid"] for data in COMMITTED.values()]
     assert (
-        sorted(uids) == [generate.OVERVIEW_UID, generate.TASK_UID] == ["alloysync-overview", "alloysync-task"]
+        sorted(uids)
+        == sorted([generate.OVERVIEW_UID, generate.TASK_UID, generate.JOBS_UID])
+        == ["alloysync-jobs", "alloysync-overview", "alloysync-task"]
     )
     for name, data in COMMITTED.items():
         assert name == f"{data['uid']}.json"
@@ -187,23 +197,87 @@ def test_panels_have_descriptions_and_units(dashboard: dict[str, Any]) -> None:
     for panel in _panels(dashboard):
         if panel["type"] == "row":
             continue
-        assert panel["type"] in ("timeseries", "stat")
+        assert panel["type"] in PANEL_TYPES, panel["title"]
         assert len(panel.get("description", "")) > 20, panel["title"]
         assert panel["fieldConfig"]["defaults"]["unit"] in UNITS, panel["title"]
+        for header, unit, _ in _table_columns(panel):
+            assert unit in UNITS, f"{panel['title']}: column {header}"
+
+
+def _table_columns(panel: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A table panel's value columns as (header, unit, expression); [] for other panels.
+
+    Each query's value field ("Value" for a single query, else "Value #<refId>") is renamed by the
+    organize transformation, and its unit is set by an override on the new name.
+    """
+    if panel["type"] != "table":
+        return []
+    organize = next(step for step in panel["transformations"] if step["id"] == "organize")
+    renamed = organize["options"]["renameByName"]
+    units = {
+        override["matcher"]["options"]: prop["value"]
+        for override in panel["fieldConfig"]["overrides"]
+        if override["matcher"]["id"] == "byName"
+        for prop in override["properties"]
+        if prop["id"] == "unit"
+    }
+    targets = panel["targets"]
+    columns = []
+    for target in targets:
+        field = "Value" if len(targets) == 1 else f"Value #{target['refId']}"
+        header = renamed[field]
+        columns.append((header, units[header], target["expr"]))
+    return columns
+
+
+def _expected_units(title: str, exprs: str) -> set[str] | None:
+    """The units a panel (or table column) with this title and these expressions may have."""
+    if re.search(r"\b(ratio|share of)\b", title, flags=re.IGNORECASE):
+        return {"percentunit"}
+    if "histogram_quantile" in exprs or "time() -" in exprs or "_seconds)" in exprs:
+        return {"s"}
+    if "rate(" in exprs and "increase(" not in exprs:
+        return {"ops", "reqps", "s"}
+    return None
 
 
 def test_units_match_what_is_measured(dashboard: dict[str, Any]) -> None:
     for panel in _panels(dashboard):
         if panel["type"] == "row":
             continue
+        columns = _table_columns(panel)
+        if columns:
+            for header, unit, expr in columns:
+                column_units = _expected_units(header, expr) or {"short"}
+                assert unit in column_units, f"{panel['title']}, {header}: {unit}, not {column_units}"
+            continue
         unit = panel["fieldConfig"]["defaults"]["unit"]
-        exprs = " ".join(target["expr"] for target in panel["targets"])
-        if "Failure ratio" in panel["title"]:
-            assert unit == "percentunit", panel["title"]
-        elif "histogram_quantile" in exprs or "time() -" in exprs or "_seconds)" in exprs:
-            assert unit == "s", panel["title"]
-        elif "rate(" in exprs and "increase(" not in exprs:
-            assert unit in ("ops", "reqps", "s"), panel["title"]
+        expected = _expected_units(panel["title"], " ".join(target["expr"] for target in panel["targets"]))
+        assert expected is None or unit in expected, f"{panel['title']}: {unit}, not {expected}"
+
+
+def test_instant_panels_and_tables(dashboard: dict[str, Any]) -> None:
+    """Stat, bar gauge and table panels show the latest value: instant queries. A table merges its
+    queries into one row per job, shows the job's labels first, and is sorted by a column it has."""
+    for panel in _panels(dashboard):
+        if panel["type"] in ("row", "timeseries"):
+            continue
+        for target in panel["targets"]:
+            assert target["instant"] is True and target["range"] is False, panel["title"]
+            assert target.get("format") == ("table" if panel["type"] == "table" else None), panel["title"]
+        if panel["type"] != "table":
+            continue
+        assert [step["id"] for step in panel["transformations"]] == ["merge", "organize"], panel["title"]
+        organize = panel["transformations"][1]["options"]
+        assert organize["excludeByName"] == {"Time": True}
+        order = sorted(organize["indexByName"], key=organize["indexByName"].get)
+        assert order[:2] == ["title", "item_id"], panel["title"]
+        headers = [header for header, _, _ in _table_columns(panel)]
+        assert [organize["renameByName"][name] for name in order] == ["Job", "Item id", *headers]
+        assert len(set(headers)) == len(headers), panel["title"]
+        assert panel["options"]["sortBy"] == [{"desc": True, "displayName": headers[0]}], panel["title"]
+        for _, _, expr in _table_columns(panel):
+            assert "max by (item_id, title)" in expr, f"{panel['title']}: rows are not one per job: {expr}"
 
 
 # --- PromQL ------------------------------------------------------------------------------------------
@@ -259,6 +333,24 @@ def test_overview_covers_the_system() -> None:
     assert required <= used, required - used
 
 
+def test_jobs_dashboard_shows_every_per_job_metric_once_per_job() -> None:
+    """Every per-job gauge is used, and always aggregated over the serve replicas that export it
+    (max by item_id and title): two replicas must not show a job twice or count it twice."""
+    jobs = COMMITTED["alloysync-jobs.json"]
+    used = set().union(*(metric_names(generate.render_query(expr)) for _, expr in _queries(jobs)))
+    assert used == PER_JOB_METRICS, used ^ PER_JOB_METRICS
+    for data in COMMITTED.values():
+        for title, expr in _queries(data):
+            for metric in PER_JOB_METRICS & metric_names(generate.render_query(expr, task="t")):
+                occurrences = len(re.findall(rf"\b{metric}\b", expr))
+                per_job = len(re.findall(rf"max by \(item_id, title\) \({metric}\)", expr))
+                assert occurrences == per_job, f"{title}: {metric} not aggregated per job in {expr}"
+    descriptions = " ".join(panel.get("description", "") for panel in _panels(jobs))
+    assert {"AlloySyncJobOverdue", "AlloySyncJobFailureStreak"} <= set(
+        re.findall(r"AlloySync\w+", descriptions)
+    )
+
+
 def test_alerts_named_in_panel_descriptions_exist() -> None:
     alerts = set(re.findall(r"^\s*- alert:\s*(\w+)", ALERTS.read_text(encoding="utf-8"), flags=re.MULTILINE))
     for data in COMMITTED.values():
@@ -275,7 +367,11 @@ def test_all_panel_queries_lists_every_target() -> None:
         for title, expr in _queries(data)
     ]
     assert [tuple(query) for query in queries] == expected
-    assert {query.dashboard for query in queries} == {"alloysync-overview", "alloysync-task"}
+    assert {query.dashboard for query in queries} == {
+        "alloysync-overview",
+        "alloysync-task",
+        "alloysync-jobs",
+    }
     for dashboard_uid, title, expr in queries:
         assert dashboard_uid and title and expr
 
@@ -309,5 +405,83 @@ def test_promtool_parses_every_panel_expression(tmp_path: Path) -> None:
     path.write_text("groups:\n  - name: panels\n    rules:\n" + "".join(rules), encoding="utf-8")
     result = subprocess.run(
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The per-job panels evaluated by promtool on series as two serve replicas export them (promtool's
+# clock starts at 0, so at 30m `time()` is 1800): job "late" is overdue and has never succeeded,
+# "fresh" succeeded at time 0 with a MaxAge of 2 h, "flaky" has no MaxAge and failed 4 times in a row.
+LATE = {"item_id": "late", "title": "late export"}
+FRESH = {"item_id": "fresh", "title": "fresh prices"}
+FLAKY = {"item_id": "flaky", "title": "flaky mail"}
+REPLICAS = (
+    'job="alloysync-serve", instance="127.0.0.1:8080"',
+    'job="alloysync-serve", instance="127.0.0.2:8080"',
+)
+PER_JOB_INPUT = {
+    "alloysync_jobs_overdue": [(LATE, 1), (FRESH, 0)],
+    "alloysync_job_max_age_seconds": [(LATE, 3600), (FRESH, 7200)],
+    "alloysync_job_last_success_timestamp_seconds": [(FRESH, 0)],
+    "alloysync_job_consecutive_failures": [(FLAKY, 4)],
+}
+PER_JOB_EXPECTED: dict[tuple[str, str], list[tuple[dict[str, str], float]]] = {
+    ("Overdue jobs", "A"): [({}, 1)],
+    ("Jobs with a MaxAge", "A"): [({}, 2)],
+    ("Jobs failing in a row", "A"): [({}, 1)],
+    ("Longest failure streak", "A"): [({}, 4)],
+    ("Freshness per job", "A"): [(LATE, 1), (FRESH, 0)],
+    ("Freshness per job", "B"): [(FRESH, 1800)],
+    ("Freshness per job", "C"): [(LATE, 3600), (FRESH, 7200)],
+    ("Freshness per job", "D"): [(FRESH, 0.25)],
+    ("Time since last success, share of MaxAge", "A"): [(FRESH, 0.25)],
+    ("Time since last success", "A"): [(FRESH, 1800)],
+    ("Overdue jobs over time", "A"): [({}, 1)],
+    ("Failing jobs", "A"): [(FLAKY, 4)],
+    ("Longest failure streaks", "A"): [(FLAKY, 4)],
+    ("Failure streaks over time", "A"): [(FLAKY, 4)],
+}
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{name}="{value}"' for name, value in labels.items()) + "}"
+
+
+def test_per_job_panels_show_each_job_once_with_its_values(tmp_path: Path) -> None:
+    """Every query of the jobs dashboard, evaluated by `promtool test rules`: one row per job
+    however many serve replicas export it, with the right value."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: run `apt-get install -y prometheus` (it provides promtool)")
+    jobs = COMMITTED["alloysync-jobs.json"]
+    targets = {
+        (panel["title"], target["refId"]): target["expr"]
+        for panel in _panels(jobs)
+        for target in panel.get("targets", [])
+    }
+    assert set(targets) == set(PER_JOB_EXPECTED), "give every jobs-dashboard query its expected result"
+    input_series = [
+        {"series": f"{metric}{{{replica}, {_selector(labels)[1:-1]}}}", "values": f"{value}x40"}
+        for metric, rows in PER_JOB_INPUT.items()
+        for labels, value in rows
+        for replica in REPLICAS
+    ]
+    expr_tests = [
+        {
+            "expr": generate.render_query(targets[key]),
+            "eval_time": "30m",
+            "exp_samples": [{"labels": _selector(labels), "value": value} for labels, value in expected],
+        }
+        for key, expected in PER_JOB_EXPECTED.items()
+    ]
+    test_file = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": expr_tests}],
+    }
+    path = tmp_path / "per_job_panels_test.yml"
+    path.write_text(json.dumps(test_file, indent=1), encoding="utf-8")  # JSON is YAML
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -176,7 +176,9 @@ async def test_items_carry_no_dates_and_an_idle_pass_costs_one_query(
     settings = settings.model_copy(update={"sync_overlap": 0.0})
     ids = bulk_jobs(emulator, 250)
     assert "lastEditDate" not in emulator.get_item(ids[0])  # the real-Alloy default
-    await asyncio.sleep(1.1)  # Alloy's Date header has whole seconds: be older than the pass's second
+    # Alloy's Date header has whole seconds, and the emulator's edit dates run up to N ms ahead
+    # of its clock (strictly increasing, 1 ms apart): be older than the pass's second.
+    await asyncio.sleep(1.6)
     registry = load_task_modules(settings.task_modules)
     watcher = Poller(settings, alloy, client, poller(parts).runs, registry, lease)
     before = query_count(emulator)

@@ -109,6 +109,8 @@ def test_alert_names_and_the_required_set() -> None:
     assert all(name.startswith("AlloySync") for name in names), names
     required = {
         "AlloySyncJobsFailing",
+        "AlloySyncJobOverdue",
+        "AlloySyncJobFailureStreak",
         "AlloySyncStatusWriteBackStalled",
         "AlloySyncAlloyUnreachable",
         "AlloySyncAlloyRateLimited",

@@ -128,7 +128,12 @@ def test_claim_drops_duplicates_and_lets_redeliveries_through(
     assert state.finish_step(run, 1, "message-c", now, '"r2"', 0, done) == 1  # the run count
     assert claim(1, "message-c") is Claim.DONE
     assert redis_client.hget(keys.job("item1"), "run_count") == "1"
-    assert Event.from_fields(outbox(redis_client)[-1]).attributes == {"status": "Succeeded", "run_count": 1}
+    assert Event.from_fields(outbox(redis_client)[-1]).attributes == {
+        "status": "Succeeded",
+        "run_count": 1,
+        "consecutive_failures": 0,  # the end of a run also carries the streak and the last success
+        "last_succeeded": now,
+    }
     other = state.load("now:item1:v1")
     assert other is not None
     redis_client.delete(keys.run("now:item1:v1"))
@@ -176,7 +181,13 @@ def test_a_run_of_an_old_definition_never_overwrites_the_current_status(
     )
     assert state.finish_step(run, 1, "m2", now, '"r2"', 0, done) == 1
     written = Event.from_fields(outbox(redis_client)[-1]).attributes
-    assert written == {"result": {"n": 1}, "last_run_finished": now, "run_count": 1}
+    assert written == {
+        "result": {"n": 1},
+        "last_run_finished": now,
+        "run_count": 1,
+        "consecutive_failures": 0,
+        "last_succeeded": now,
+    }
 
 
 def test_recover_reaps_a_run_whose_worker_and_message_are_gone(

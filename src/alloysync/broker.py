@@ -25,7 +25,9 @@ its messages may then run again elsewhere, which the at-least-once contract of t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
@@ -33,9 +35,27 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 from alloysync.settings import Settings
 from alloysync.state.connections import connect
 
+STORAGE_ID_OPTION = "alloysync_storage_id"
+
 
 class AlloysyncBroker(RedisBroker):
-    """RedisBroker with an explicit maintenance pass."""
+    """RedisBroker with an explicit maintenance pass, and messages that may name their storage id.
+
+    Dramatiq's Redis broker files every enqueued message under a fresh random id. A message whose
+    options carry `alloysync_storage_id` (enqueue.py gives a step's first message one derived from
+    the run and step) is filed under that id instead, so recovery can ask whether Dramatiq still
+    holds it (`state.queue_stats.message_waiting`). A delayed enqueue (a retry) gets a fresh one.
+    """
+
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        storage_id = message.options.get(STORAGE_ID_OPTION)
+        if storage_id is None or delay is not None:
+            return super().enqueue(message, delay=delay)
+        message = message.copy(options={"redis_message_id": str(storage_id)})
+        self.emit_before("enqueue", message, None)
+        self.do_enqueue(message.queue_name, str(storage_id), message.encode())
+        self.emit_after("enqueue", message, None)
+        return message
 
     def maintain(self) -> None:
         """Heartbeat, and requeue messages of dead workers, for every declared queue."""

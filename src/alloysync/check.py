@@ -47,8 +47,9 @@ def run_check(settings: Settings) -> int:
 
     report("ok", "settings", "valid")
     try:
-        registry = load_task_modules(settings.task_modules)
-        report("ok", "tasks", f"{len(registry.names())} registered from {', '.join(settings.task_modules)}")
+        registry = load_task_modules(settings.task_modules_to_load)
+        modules = ", ".join(settings.task_modules_to_load)
+        report("ok", "tasks", f"{len(registry.names())} registered from {modules}")
     except TaskModuleError as error:
         report("problem", "tasks", str(error))
     if not settings.alloy_token_value():

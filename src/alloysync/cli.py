@@ -8,6 +8,7 @@ set up its environment before Prometheus or Dramatiq are imported.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -29,7 +30,7 @@ def _start_process(process: str, settings: Settings) -> TaskRegistry | None:
     which is logged)."""
     configure_logging(settings.log_level, settings.log_format, process=process)
     try:
-        return load_task_modules(settings.task_modules)
+        return load_task_modules(settings.task_modules_to_load)
     except TaskModuleError as error:
         get_logger(__name__).error("cannot load the task modules", error=str(error))
         return None
@@ -100,12 +101,12 @@ def _tasks(args: argparse.Namespace, settings: Settings) -> int:
 def print_registered_tasks(settings: Settings) -> int:
     """`alloysync tasks`: list every registered task with its parameters and options."""
     try:
-        registry = load_task_modules(settings.task_modules)
+        registry = load_task_modules(settings.task_modules_to_load)
     except TaskModuleError as error:
         print(f"alloysync: {error}")
         return 1
     if not registry.names():
-        print(f"no tasks registered by {', '.join(settings.task_modules) or '(no modules)'}")
+        print(f"no tasks registered by {', '.join(settings.task_modules_to_load) or '(no modules)'}")
         return 1
     for registered in registry.all():
         summary = registered.description.splitlines()[0] if registered.description else ""
@@ -115,6 +116,8 @@ def print_registered_tasks(settings: Settings) -> int:
         print(f"{registered.name}({registered.parameters_text()})")
         print(f"    {summary}" if summary else "    (no description)")
         print(f"    queue={registered.queue} {kind} max_retries={retries} time_limit={limit:g}s")
+        if registered.example is not None:
+            print(f"    example options: {json.dumps(registered.example, ensure_ascii=False)}")
     return 0
 
 

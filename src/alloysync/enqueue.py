@@ -6,9 +6,15 @@ Guarantee (store → queue): **at-least-once enqueue, exactly-once run record**.
 the run record with set-if-absent semantics (see `state/runs.py`); a caller that finds the record
 already there stops (this is what makes two schedulers, a restarted scheduler, or a replayed poll
 harmless). The creator then enqueues the Dramatiq message and removes the id from `runs:pending`.
-If it dies in between, `recover()` (run periodically by `serve`) sends the message again; a second
-message for the same step is dropped by the worker's claim (`state/claims.py`), so the recovery
-can never make a step run twice side by side.
+If it dies in between, `recover()` (run periodically by `serve`) sends the message again — unless
+Dramatiq still holds the first one: a step's first message has an id derived from the run and step,
+so recovery can look it up — and a second message for the same step is dropped by the worker's
+claim (`state/claims.py`), so the recovery can never make a step run twice side by side.
+
+Overlap and backfill are enforced when a run is created (create_run.lua, with the job's index of
+active runs): a run is admitted (its first step is sent), waits for the job's running run (it is
+admitted, and sent, when that run ends: by the worker that ended it, or by recovery), or is dropped
+by Overlap skip (recorded as skipped, so the fire never runs and its id stays used).
 
 Pipelines: each step is its own message (own queue, retries and time limit); a finished step hands
 over to the next through the same pending/recover mechanism.
@@ -17,21 +23,24 @@ over to the next through the same pending/recover mechanism.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 from dramatiq import Broker, Message
 
+from alloysync.broker import STORAGE_ID_OPTION
 from alloysync.log import get_logger
-from alloysync.metrics import RUNS_ENQUEUED
+from alloysync.metrics import OVERLAP_SKIPS, RUNS_ENQUEUED
 from alloysync.model.events import Event, Status
 from alloysync.model.registry import DEFAULT_QUEUE, TaskRegistry
-from alloysync.model.runs import RunRequest
+from alloysync.model.runs import RunKind, RunRequest
 from alloysync.model.times import format_alloy_datetime
 from alloysync.settings import Settings
-from alloysync.state.records import RunPhase, RunRecord
-from alloysync.state.runs import RunStore
+from alloysync.state.queue_stats import message_waiting
+from alloysync.state.records import RunPhase, RunRecord, new_run_hash
+from alloysync.state.runs import Created, NewRun, RunStore
 
 logger = get_logger(__name__)
 
@@ -66,17 +75,38 @@ class RunQueue:
         same as one by one: a crash in between leaves the runs pending for `recover()`.
 
         With `lease` (the poller's), nothing is created unless it is still the poller's lease."""
-        new_runs = [RunStore.new_run(request, _queued_event(request)) for request in requests]
+        new_runs = [_new_run(request) for request in requests]
         now_ms = int(time.time() * 1000)
-        created = self.store.create(new_runs, now_ms, self.settings.run_history, lease)
+        creations = self.store.create(new_runs, now_ms, self.settings.run_history, lease)
         sent: list[tuple[str, int | float]] = []
-        for new_run, was_created in zip(new_runs, created, strict=True):
-            if was_created:
+        admitted: list[str] = []
+        for new_run, creation in zip(new_runs, creations, strict=True):
+            request = new_run.request
+            if creation.created is Created.ADMITTED:
                 self.send_step(RunRecord.from_hash(new_run.record), 0)
-                RUNS_ENQUEUED.labels(source=new_run.request.source).inc()
-                sent.append((new_run.request.run_id, now_ms))
+                RUNS_ENQUEUED.labels(source=request.source).inc()
+                sent.append((request.run_id, now_ms))
+            elif creation.created is Created.DROPPED:
+                OVERLAP_SKIPS.labels(task=request.task_label).inc()
+                logger.info(
+                    "fire skipped by the overlap policy", run_id=request.run_id, overlap=request.overlap
+                )
+            admitted += creation.admitted
         self.store.forget_pending(sent)
-        return created
+        self.send_admitted(admitted, now_ms)
+        return [creation.created is not Created.EXISTED for creation in creations]
+
+    def send_admitted(self, run_ids: Sequence[str], score: int) -> None:
+        """Send the first step of runs a script admitted (their turn came), then take them out of
+        runs:pending (where `score` filed them: a crash in between leaves them to recovery)."""
+        sent: list[tuple[str, int | float]] = []
+        for run_id in run_ids:
+            run = self.store.load(run_id)
+            if run is not None and run.phase is RunPhase.QUEUED:
+                self.send_step(run, run.step)
+                RUNS_ENQUEUED.labels(source="admitted").inc()
+                sent.append((run_id, score))
+        self.store.forget_pending(sent)
 
     def forget_pending(self, run_id: str, score_ms: int) -> None:
         """A step was sent: take its run out of runs:pending, unless it was re-added since."""
@@ -89,8 +119,11 @@ class RunQueue:
             raise LookupError(f"run {run_id} has no record (expired?)")
         return self.send_step(run, step)
 
-    def send_step(self, run: RunRecord, step: int) -> Message[Any]:
-        """Put one step of a run on its task's queue. Safe to repeat (see module docstring)."""
+    def send_step(self, run: RunRecord, step: int, *, again: bool = False) -> Message[Any]:
+        """Put one step of a run on its task's queue. Safe to repeat (see module docstring).
+
+        The first message of a step has an id derived from the run and the step (`first_message_id`),
+        so recovery can tell whether Dramatiq still holds it; a message sent `again` has a new id."""
         registered = self.registry.get(run.steps[step])
         max_retries = self.settings.task_max_retries
         time_limit = self.settings.task_time_limit
@@ -111,7 +144,13 @@ class RunQueue:
         message: Message[Any] = Message(
             queue_name=queue, actor_name=ACTOR_NAME, args=(run.run_id, step), kwargs={}, options=options
         )
+        if not again:
+            message = message.copy(options={STORAGE_ID_OPTION: first_message_id(run.run_id, step)})
         return self.broker.enqueue(message)
+
+    def queue_of(self, run: RunRecord, step: int) -> str:
+        registered = self.registry.get(run.steps[step])
+        return registered.queue if registered is not None else DEFAULT_QUEUE
 
     def recover(self, older_than: float = RECOVER_AFTER) -> int:
         """Re-send steps of runs left in runs:pending by a process that died, and of runs whose
@@ -125,22 +164,50 @@ class RunQueue:
         for run_id, score in self.store.pending_before(int((time.time() - older_than) * 1000)):
             run = self.store.load(run_id)
             if run is not None and run.phase in (RunPhase.QUEUED, RunPhase.RUNNING):
-                self.send_step(run, run.step)
-                RUNS_ENQUEUED.labels(source="recovery").inc()
-                resent += 1
+                first = first_message_id(run_id, run.step)
+                if run.owner or not message_waiting(self.client, self.queue_of(run, run.step), first):
+                    self.send_step(run, run.step, again=True)
+                    RUNS_ENQUEUED.labels(source="recovery").inc()
+                    resent += 1
             self.store.forget_pending([(run_id, score)])
         return resent
 
 
-def _queued_event(request: RunRequest) -> Event:
-    return Event(
-        request.item_id,
-        "queued",
-        {
-            "status": Status.QUEUED,
-            "message": request.reason,
-            "next_run": format_alloy_datetime(request.next_run) if request.next_run else None,
-        },
-        run_id=request.run_id,
-        details={"task": request.task_label, "kind": request.kind.value},
+def first_message_id(run_id: str, step: int) -> str:
+    """The storage id of the first message sent for step `step` of a run (see broker.py)."""
+    return str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{run_id}/{step}"))
+
+
+_MESSAGE_NAMESPACE = uuid.UUID("5f0c3c55-7d0a-4a8e-9b0c-61a7a1e5e0aa")
+
+
+def _new_run(request: RunRequest) -> NewRun:
+    """The run's record and its event for each way creating it can go."""
+    next_run = format_alloy_datetime(request.next_run) if request.next_run else None
+    details = {"task": request.task_label, "kind": request.kind.value}
+    when = (
+        f"the run due at {format_alloy_datetime(request.scheduled_at)}" if request.scheduled_at else "a run"
+    )
+
+    def event(kind: str, **attributes: Any) -> Event:
+        return Event(
+            request.item_id, kind, {**attributes, "next_run": next_run}, request.run_id, details=details
+        )
+
+    if request.kind is RunKind.BACKFILL:
+        waiting_text = f"Waiting: {request.progress or 'backfill'} waits for the job's previous run to end"
+    else:
+        waiting_text = f"Waiting: {when} waits for the previous run to end (Overlap {request.overlap})"
+    return NewRun(
+        request,
+        new_run_hash(request),
+        queued=event("queued", status=Status.QUEUED, message=request.reason),
+        waiting=event("waiting", status=Status.QUEUED, message=waiting_text),
+        skipped=event(
+            "skipped", message=f"Skipped {when}: the previous run was still running (Overlap skip)"
+        ),
+        dropped=event(
+            "skipped",
+            message=f"Skipped {when}: a run was already waiting for the previous one (Overlap queue-one)",
+        ),
     )

@@ -1,13 +1,17 @@
 """Prometheus metrics: every metric alloysync exports, in one place.
 
 Conventions: prefix `alloysync_`, base units (seconds), counters end in `_total`, labels are bounded
-(task, outcome, queue, endpoint, kind, process — never an item id). Worker processes run with
+(task, outcome, queue, endpoint, kind, process). The one exception are the per-job gauges
+(`alloysync_jobs_overdue`, `alloysync_job_*`), labelled `item_id` and `title`: only jobs that opt in
+(a MaxAge) or are failing right now have series, and a job's series disappear as soon as it no
+longer qualifies (see `alloysync.serve.samplers`). Their label is `title`, not `job`, because
+Prometheus sets `job` to the scrape job. Worker processes run with
 `PROMETHEUS_MULTIPROC_DIR` set before this module is imported (see `alloysync.worker.launch`), so
 the same objects aggregate across Dramatiq's worker processes; gauges therefore name a multiprocess mode.
 
 Which process updates what:
   serve      poll_*, sync_lag, outbox_*, reporter_*, queue_messages, workers, poller_lease_held,
-             jobs, webhook_requests, alloy_* (its own client)
+             jobs, jobs_overdue, job_*, webhook_requests, alloy_* (its own client)
   worker     runs_total, run_duration, schedule_lateness, runs_started
   scheduler  scheduler_fires, schedules, schedule_tick
   all        process_heartbeat, runs_enqueued
@@ -99,6 +103,12 @@ SCHEDULE_LATENESS = Histogram(
     ["task"],
     buckets=LATENESS_BUCKETS,
 )
+OVERLAP_SKIPS = Counter(
+    "alloysync_overlap_skips_total",
+    "Cron fires not run because the job's previous run was still running (Overlap skip, or "
+    "queue-one with a run already waiting).",
+    ["task"],
+)
 RUNS_ENQUEUED = Counter(
     "alloysync_runs_enqueued_total",
     "Run messages put on a Dramatiq queue, by who asked (poller, request, scheduler, recovery).",
@@ -141,6 +151,36 @@ WEBHOOK_REQUESTS = Counter(
     "alloysync_webhook_requests_total",
     "Webhook calls by outcome (accepted, unauthorized, rejected, disabled).",
     ["outcome"],
+)
+
+# --- per job (serve samples the job store; the module docstring says why they are labelled so) ---
+JOB_LABELS = ("item_id", "title")
+JOB_TITLE_LABEL_MAX = 80  # a job's title is cut to this many characters in the `title` label
+JOBS_OVERDUE = Gauge(
+    "alloysync_jobs_overdue",
+    "1 while a job has had no success for longer than its MaxAge (status Overdue), else 0; "
+    "one series per job with a MaxAge.",
+    JOB_LABELS,
+    multiprocess_mode="max",
+)
+JOB_LAST_SUCCESS = Gauge(
+    "alloysync_job_last_success_timestamp_seconds",
+    "Unix time of the last successful run of a job with a MaxAge (no series before its first success).",
+    JOB_LABELS,
+    multiprocess_mode="max",
+)
+JOB_MAX_AGE = Gauge(
+    "alloysync_job_max_age_seconds",
+    "A job's MaxAge: how long it may go without a success before it is Overdue.",
+    JOB_LABELS,
+    multiprocess_mode="max",
+)
+JOB_CONSECUTIVE_FAILURES = Gauge(
+    "alloysync_job_consecutive_failures",
+    "Failed runs of a job since its last success (ConsecutiveFailures); only jobs with at least one "
+    "that are not paused.",
+    JOB_LABELS,
+    multiprocess_mode="max",
 )
 
 # --- outbox and reporter (serve) -----------------------------------------------------------

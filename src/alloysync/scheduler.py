@@ -153,6 +153,10 @@ class SchedulerCore:
             missed_runs=entry.missed_runs or self.settings.missed_runs,
             missed_window=entry.missed_window or self.settings.missed_runs_window,
             version=entry.version,
+            later_params=entry.later_params,
+            overlap=entry.overlap if kind is RunKind.CRON else "",  # Overlap governs cron fires
+            concurrency_key=entry.concurrency_key,
+            title=entry.title,
         )
 
     def _report_skipped(

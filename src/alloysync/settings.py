@@ -8,6 +8,7 @@ they print as `**********` in reprs and logs and are only unwrapped where a requ
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MISSED_RUNS_WINDOW = 86_400.0  # seconds: `all` catches up at most a day of missed fires
+BUILTIN_TASK_MODULE = "alloysync.builtins"  # registers alloy.*, http.request, data.*, mail.send, wait.until
+_DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 
 Seconds = Annotated[float, Field(gt=0)]
 PerMinute = Annotated[int, Field(ge=1, le=100_000)]
@@ -86,6 +89,8 @@ class Settings(BaseSettings):
     alloy_query_per_minute: PerMinute = 120
     alloy_read_per_minute: PerMinute = 300
     alloy_write_per_minute: PerMinute = 150
+    # The window Alloy counts those limits in (60 s: "per minute"); only a test tenant differs.
+    alloy_rate_window: Annotated[float, Field(ge=1, le=3600)] = 60.0
     alloy_page_size: Annotated[int, Field(ge=1, le=100)] = 100  # Alloy documents at most 100
     jobs_design: str = "designs_alloysyncJobs"
     jobs_collection: str = "Live"
@@ -102,6 +107,7 @@ class Settings(BaseSettings):
     report_writes_per_minute: PerMinute = 120
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    public_url: str = ""  # how people reach serve (links in notifications); empty: http://{host}:{port}
     webhook_secret: SecretStr | None = None
     webhook_header: str = "X-Alloysync-Secret"
     webhook_max_bytes: Annotated[int, Field(ge=256)] = 65_536
@@ -124,6 +130,36 @@ class Settings(BaseSettings):
     result_max_bytes: Annotated[int, Field(ge=64)] = 16_384
     message_max_chars: Annotated[int, Field(ge=40, le=4000)] = 500  # le: model.design.MESSAGE_MAX_LENGTH
     run_history: Annotated[int, Field(ge=1, le=1000)] = 20
+    run_log_max_lines: Annotated[int, Field(ge=1, le=10_000)] = 200
+    run_log_max_bytes: Annotated[int, Field(ge=256, le=10_000_000)] = 65_536
+
+    # --- run control -----------------------------------------------------------------------
+    concurrency_limits: dict[str, Annotated[int, Field(ge=1, le=10_000)]] = {}  # key -> runs at once
+    backfill_max_runs: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    # --- notifications (and the mail.send task) --------------------------------------------
+    smtp_host: str = ""  # empty: e-mail off
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_from: str = "alloysync@localhost"
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout: Seconds = 30.0
+    notify_url_allow: Names = []  # URL prefixes a Notify webhook may start with; empty: webhooks off
+    notify_per_minute: PerMinute = 30  # notifications sent per minute (all channels together)
+    freshness_interval: Annotated[float, Field(ge=0.1, le=3600)] = 15.0  # seconds between MaxAge checks
+
+    # --- built-in tasks (alloysync/builtins/: alloy.*, http.request, data.*, mail.send, wait.until)
+    builtin_tasks: bool = True  # register the built-in tasks
+    builtin_alloy_designs: Names = []  # design or interface codes alloy.update/alloy.create may edit
+    builtin_http_allow: Names = []  # URL prefixes http.request may call; empty: http.request off
+    builtin_http_secrets: dict[str, SecretStr] = {}  # name -> header value a record names, never holds
+    builtin_http_timeout: Seconds = 30.0  # one request, redirects included
+    builtin_http_max_bytes: Annotated[int, Field(ge=256, le=100_000_000)] = 1_048_576  # a response body
+    builtin_mail_allow: Names = []  # recipient domains mail.send may write to; empty: mail.send off
+    builtin_max_items: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000  # items one step reads or edits
+    builtin_render_max_chars: Annotated[int, Field(ge=100, le=10_000_000)] = 200_000  # data.render output
+    builtin_wait_max: Annotated[float, Field(gt=0, le=30 * 86_400)] = 7 * 86_400.0  # longest wait.until
 
     # --- scheduling ------------------------------------------------------------------------
     missed_runs: MissedRunPolicy = MissedRunPolicy.ONCE
@@ -150,6 +186,19 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must be the http(s) URL people open serve's pages at, such as "
+                f"https://alloysync.example.org, not {redact_url(value)!r}"
+            )
+        return value.rstrip("/")
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -159,7 +208,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a redis://, rediss:// or unix:// URL, not {redact_url(value)!r}")
         return value
 
-    @field_validator("task_modules", "worker_queues", mode="before")
+    @field_validator(
+        "task_modules",
+        "worker_queues",
+        "notify_url_allow",
+        "builtin_alloy_designs",
+        "builtin_http_allow",
+        "builtin_mail_allow",
+        mode="before",
+    )
     @classmethod
     def _names(cls, value: object) -> object:
         if isinstance(value, str):
@@ -168,6 +225,39 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("notify_url_allow", "builtin_http_allow")
+    @classmethod
+    def _url_prefixes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"must be http(s) URL prefixes such as https://hooks.example.org/, not {value!r}"
+                )
+        return values
+
+    @field_validator("builtin_mail_allow")
+    @classmethod
+    def _mail_domains(cls, values: list[str]) -> list[str]:
+        domains = []
+        for value in values:
+            domain = value.strip().lower().removeprefix("@")
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"must be e-mail domains such as council.example.org, not {value!r}")
+            domains.append(domain)
+        return domains
+
+    @property
+    def task_modules_to_load(self) -> list[str]:
+        """The modules whose tasks are registered: the built-ins (unless ALLOYSYNC_BUILTIN_TASKS is
+        false), then ALLOYSYNC_TASK_MODULES."""
+        builtins = [BUILTIN_TASK_MODULE] if self.builtin_tasks else []
+        return builtins + [module for module in self.task_modules if module != BUILTIN_TASK_MODULE]
+
+    def concurrency_limit(self, key: str) -> int:
+        """How many runs of jobs sharing `key` may run at once (ALLOYSYNC_CONCURRENCY_LIMITS, default 1)."""
+        return self.concurrency_limits.get(key, 1)
 
     @field_validator("log_level")
     @classmethod
@@ -188,6 +278,11 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str:
         """The Redis to use: `ALLOYSYNC_REDIS_URL`, or the local default."""
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def effective_public_url(self) -> str:
+        """Where serve's pages are reached: `ALLOYSYNC_PUBLIC_URL`, or serve's own address."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     def alloy_token_value(self) -> str:
         """The raw token, for building the Authorization header only."""

@@ -1,23 +1,30 @@
-"""The jobs page, the job detail page and the JSON API, seen through a real headless Chromium.
+"""The jobs page, the job detail page, the run page and the JSON API, seen through a real headless
+Chromium.
 
 serve and a worker run against the emulator holding demo-like jobs in every state (succeeded, failed
 twice with an error, invalid, scheduled, paused, a title with markup in it). Chromium loads `/`, a
 status filter and a job's detail page and shows what a person would see; a screenshot is taken; a
-live browser left on `/` shows a job's new status without anyone reloading it.
+live browser left on `/` shows a job's new status without anyone reloading it. A job that failed,
+succeeded twice and failed again is looked at in a browser in another time zone: its outcome strip
+and its duration chart are checked pixel by pixel in screenshots, its times are in the viewer's
+zone, and its runs' pages are one click away.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.support.browser import Browser, Cell, DevToolsError, LivePage, Page, png_size
+from alloysync.model.times import parse_alloy_datetime
+from tests.support.browser import Browser, Cell, DevToolsError, LivePage, Page, Picture, png_size, read_png
 from tests.support.system import System
 
 FAILED_ERROR = "RuntimeError: boom failed on purpose"
@@ -36,6 +43,15 @@ JOB_KEYS = {
     "next_run",
     "run_count",
     "version",
+    "overlap",
+    "concurrency_key",
+    "waiting_runs",
+    "backfill",
+    "consecutive_failures",
+    "last_succeeded",
+    "overdue",
+    "max_age",
+    "notify",
 }
 RUN_KEYS = {
     "run_id",
@@ -49,6 +65,7 @@ RUN_KEYS = {
     "duration",
     "attempts",
     "error",
+    "log",  # each run's log lines (issue 11)
 }
 
 
@@ -127,7 +144,11 @@ def test_jobs_page_lists_filters_and_details_in_a_real_browser(
     assert FAILED_ERROR in rows["Broken import"][6].text
     assert rows["Broken import"][6].text.startswith("Failed after 2 attempts")
     assert "unknown task 'nope.missing'" in rows["Typo task"][6].text
-    assert rows["Morning digest"][5].text.endswith("T09:00:00.000Z")  # next run
+    # Next run: exact UTC in the time element (and on hover), relative text shown ("in 5 h").
+    next_run = rows["Morning digest"][5].find("time")
+    assert len(next_run) == 1 and next_run[0]["datetime"].endswith("T09:00:00.000Z"), next_run
+    assert next_run[0]["title"] == next_run[0]["datetime"]
+    assert rows["Morning digest"][5].text.startswith("in "), rows["Morning digest"][5].text
     assert rows["Paused thing"][6].text.startswith("Paused: Enabled is false")
     assert rows["Nightly report"][1].text == "tests.record" and rows["Nightly report"][3].text  # started
     # A title is text, never markup: the browser made no <b> or <script> element of it.
@@ -239,3 +260,176 @@ def test_jobs_page_refreshes_itself_in_an_open_browser(system: System, browser: 
         assert later["url"] == first["url"] and later["origin"] > first["origin"], (first, later)
         assert later["statuses"] == {"Waiting job": "Succeeded", "Done job": "Succeeded"}, later
         assert time.monotonic() - started < 15  # within a few refresh periods (5 s)
+
+
+# --- the strip, the chart and the viewer's time zone, in pixels ------------------------------------------
+
+VIEWER_ZONE = "Asia/Tokyo"
+# The colours the style sheet gives each run state (templates/style.css).
+COLOURS = {
+    "succeeded": (0x2D, 0xA4, 0x4E),
+    "failed": (0xCF, 0x22, 0x2E),
+    "empty": (0xEA, 0xEE, 0xF2),
+}
+FLIP_FLOP = ["failed", "succeeded", "succeeded", "failed"]  # oldest first
+RELATIVE_PAST = re.compile(r"\((just now|[0-9.]+ (s|min|h|d) ago)\)")
+
+
+def close_to(colour: tuple[int, int, int], expected: tuple[int, int, int], slack: int = 6) -> bool:
+    return all(abs(a - b) <= slack for a, b in zip(colour, expected, strict=True))
+
+
+def colour_name(colour: tuple[int, int, int]) -> str:
+    return next((name for name, rgb in COLOURS.items() if close_to(colour, rgb)), "other")
+
+
+def runs_of_colours(line: list[tuple[int, int, int]], names: tuple[str, ...] = tuple(COLOURS)) -> list[str]:
+    """The colours `names` along a line of pixels, each contiguous stretch once (others left out)."""
+    stretches: list[str] = []
+    for pixel in line:
+        name = colour_name(pixel)
+        if not stretches or stretches[-1] != name:
+            stretches.append(name)
+    return [name for name in stretches if name in names]
+
+
+def drawn(page: LivePage, measure: str) -> tuple[Any, Picture]:
+    """Where `measure` (a JS expression giving {clip, ...}) says things are, and a screenshot of its
+    clip, taken without the page reloading itself in between."""
+    for _attempt in range(10):
+        before = page.evaluate(
+            "(async () => { await document.fonts.ready;"
+            " return document.readyState === 'complete' ? performance.timeOrigin : null; })()"
+        )
+        if before is None:
+            time.sleep(0.2)
+            continue
+        layout = page.evaluate(measure)
+        png = page.screenshot(clip=layout["clip"])
+        if page.evaluate("performance.timeOrigin") == before:
+            return layout, read_png(png)
+    raise AssertionError("the page kept reloading while it was measured")
+
+
+RECT = "r => ({x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height})"
+
+
+def test_strip_and_chart_render_in_chromium_in_the_viewers_zone(system: System, tmp_path: Path) -> None:
+    system.start_serve()
+    system.start_worker()
+    item = system.create_job("Flip-flop", "tests.fail", params={"label": "flip"})
+    system.wait_for_status(item, "Failed")
+    # Each edit is a new definition version, so the once-now job runs again.
+    for task, params, outcome in (
+        ("tests.record", {"label": "flip", "sleep": 0.4}, "Succeeded"),
+        ("tests.record", {"label": "flip", "sleep": 1.6}, "Succeeded"),
+        ("tests.fail", {"label": "flip"}, "Failed"),
+    ):
+        count = len(system.api(f"/api/jobs/{item}")["runs"])
+        system.edit_job(item, task=task, params=params)
+
+        def ended(count: int = count, outcome: str = outcome) -> bool:
+            job = system.api(f"/api/jobs/{item}")
+            runs = job["runs"]
+            return len(runs) == count + 1 and runs[0]["state"] == outcome.lower() and job["status"] == outcome
+
+        system.wait_until(ended, 30, f"run {count + 1} to end {outcome}")
+    runs = system.api(f"/api/jobs/{item}")["runs"]
+    assert [run["state"] for run in reversed(runs)] == FLIP_FLOP, runs
+    base = system.url()
+    browser = Browser(tmp_path / "chromium-tokyo", timezone=VIEWER_ZONE)
+
+    # The jobs page: the strip, as drawn.
+    with browser.live(base + "/") as page:
+        system.wait_until(lambda: page.evaluate("!!document.querySelector('#jobs .strip')"), 30, "the strip")
+        layout, picture = drawn(
+            page,
+            f"""(() => {{
+                const rect = {RECT};
+                const strip = document.querySelector("#jobs tbody tr .strip");
+                const cells = Array.from(strip.querySelectorAll(".cell"));
+                return {{clip: rect(strip.getBoundingClientRect()),
+                         cells: cells.map(cell => rect(cell.getBoundingClientRect())),
+                         zone: document.getElementById("zone").textContent}};
+            }})()""",
+        )
+        (tmp_path / "strip.png").write_bytes(page.screenshot(clip=layout["clip"]))
+        (tmp_path / "jobs-page-tokyo.png").write_bytes(page.screenshot())
+    clip = layout["clip"]
+    assert layout["zone"].startswith(f"times in {VIEWER_ZONE}"), layout["zone"]
+    assert len(layout["cells"]) == 20
+    seen = [
+        colour_name(
+            picture.pixel(
+                cell["x"] - clip["x"] + cell["width"] / 2, cell["y"] - clip["y"] + cell["height"] / 2
+            )
+        )
+        for cell in layout["cells"]
+    ]
+    assert seen == ["empty"] * 16 + FLIP_FLOP, seen
+    middle = picture.rows[int(picture.height / 2)]
+    assert runs_of_colours(middle) == ["empty"] * 16 + FLIP_FLOP  # 20 separate cells, gaps between them
+
+    # The job page: the duration chart, as drawn.
+    with browser.live(f"{base}/jobs/{item}") as page:
+        system.wait_until(lambda: page.evaluate("!!document.querySelector('#durations')"), 30, "the chart")
+        layout, picture = drawn(
+            page,
+            f"""(() => {{
+                const rect = {RECT};
+                const svg = document.querySelector("#durations");
+                const boxes = selector => Array.from(svg.querySelectorAll(selector))
+                    .map(element => rect(element.getBoundingClientRect()));
+                const lastRun = Array.from(document.querySelectorAll("#job tr"))
+                    .find(tr => tr.cells[0].textContent === "Last run").cells[1];
+                return {{clip: rect(svg.getBoundingClientRect()),
+                         bars: boxes("rect.bar"), marks: boxes("g.mark"),
+                         labels: Array.from(svg.querySelectorAll("text")).map(text => text.textContent),
+                         lastRun: lastRun.textContent,
+                         lastRunAt: lastRun.querySelector("time").getAttribute("datetime")}};
+            }})()""",
+        )
+        (tmp_path / "chart.png").write_bytes(page.screenshot(clip=layout["clip"]))
+        (tmp_path / "job-page-tokyo.png").write_bytes(page.screenshot())
+    clip = layout["clip"]
+    bars = layout["bars"]
+    assert len(bars) == 4 and len(layout["marks"]) == 2, layout
+    colours = [
+        colour_name(
+            picture.pixel(bar["x"] - clip["x"] + bar["width"] / 2, bar["y"] - clip["y"] + bar["height"] - 2)
+        )
+        for bar in bars
+    ]
+    assert colours == FLIP_FLOP, colours
+    baseline_row = picture.rows[int(bars[0]["y"] - clip["y"] + bars[0]["height"] - 1)]
+    assert runs_of_colours(baseline_row, ("failed", "succeeded")) == FLIP_FLOP  # 4 separate bars
+    # The 1.6 s run's bar is the tallest, taller than the 0.4 s run's.
+    heights = [bar["height"] for bar in bars]
+    assert heights[2] == max(heights) and heights[2] > 2 * heights[1], heights
+    for mark, bar in zip(layout["marks"], (bars[0], bars[3]), strict=True):  # a red cross over each failure
+        centre = (mark["x"] - clip["x"] + mark["width"] / 2, mark["y"] - clip["y"] + mark["height"] / 2)
+        assert colour_name(picture.pixel(*centre)) == "failed", mark
+        assert mark["y"] + mark["height"] <= bar["y"], (mark, bar)
+    assert {"0 s", "duration"} <= set(layout["labels"]), layout["labels"]
+    # Times in the viewer's zone: the last run's local time in Tokyo, and how long ago.
+    tokyo = parse_alloy_datetime(layout["lastRunAt"]).astimezone(ZoneInfo(VIEWER_ZONE))
+    assert f"{tokyo:%H:%M:%S} GMT+9 (" in layout["lastRun"], layout["lastRun"]
+    assert RELATIVE_PAST.search(layout["lastRun"]), layout["lastRun"]
+
+    # Each run of the job page links to its run page, which shows the run and its log section.
+    detail = Page.parse(browser.dump_dom(f"{base}/jobs/{item}"))
+    newest = detail.rows("runs")[0]
+    href = newest[0].find("a")[0]["href"]
+    assert href == f"/jobs/{item}/runs/{runs[0]['run_id']}", href
+    run_page = Page.parse(browser.dump_dom(base + href))
+    browser.screenshot(base + href, tmp_path / "run-page-tokyo.png")
+    facts = {row[0].text: row[1].text for row in run_page.rows("run")}
+    assert facts["State"] == "failed" and facts["Task"] == "tests.fail" and facts["Attempts"] == "2", facts
+    assert FAILED_ERROR.replace("boom", "flip") in facts["Error"], facts
+    assert "GMT+9 (" in facts["Started"] and RELATIVE_PAST.search(facts["Started"]), facts
+    assert "<h2>Log</h2>" in run_page.html
+    assert "log" in run_page.tables or "No log lines kept for this run." in run_page.html
+    api = system.api(f"/api/jobs/{item}/runs/{runs[0]['run_id']}")
+    assert api["state"] == "failed" and api["item_id"] == item and api["steps"] == ["tests.fail"]
+    assert isinstance(api["log"], list)
+    assert get_status(f"{base}/jobs/{item}/runs/no-such-run")[0] == 404

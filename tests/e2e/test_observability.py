@@ -31,8 +31,9 @@ from tests.support.system import REPO, System
 RATE_INTERVAL = "1m"  # $__rate_interval: long enough to span the whole test, short enough to be "now"
 TASK = "tests.record"  # a task that runs once now and on a schedule (run-at) in this test
 WATCHDOG = "AlloySyncWatchdog"
-# Alerts that may legitimately become pending here: this test makes jobs fail on purpose.
-EXPECTED_ALERTS = {WATCHDOG, "AlloySyncJobsFailing"}
+# Alerts that may legitimately become pending here: this test makes jobs fail on purpose, and lets
+# one job go overdue.
+EXPECTED_ALERTS = {WATCHDOG, "AlloySyncJobsFailing", "AlloySyncJobOverdue"}
 
 
 @pytest.fixture
@@ -152,6 +153,7 @@ def restart_worker_on_port(system: System, port: int) -> Child:
 def test_prometheus_scrapes_every_process_and_every_panel_and_alert_works(
     system: System, prometheus: PrometheusServer
 ) -> None:
+    system.overrides["ALLOYSYNC_FRESHNESS_INTERVAL"] = "1"  # the overdue job below is marked at once
     system.start_serve()
     system.start_worker()
     system.start_scheduler()
@@ -168,7 +170,10 @@ def test_prometheus_scrapes_every_process_and_every_panel_and_alert_works(
     # Jobs flowing: run-at jobs a few seconds ahead (schedule lateness), a cron job that will not fire
     # during the test (an active schedule), one-off runs that succeed and fail. Each kind comes in two
     # waves, the second after Prometheus has scraped the first, so that it sees the counters and
-    # histograms grow (rate() cannot count a series' first sample).
+    # histograms grow (rate() cannot count a series' first sample). One job that succeeds and one
+    # that fails have a MaxAge (per-job gauges; an hour, so that neither becomes Overdue here), a job
+    # that never runs has a MaxAge of 5 s and becomes Overdue, and the failing jobs have failure
+    # streaks.
     def run_at(title: str, seconds: int) -> str:
         at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
         return system.create_job(title, TASK, params={"label": title}, schedule=format_time(at))
@@ -178,8 +183,10 @@ def test_prometheus_scrapes_every_process_and_every_panel_and_alert_works(
 
     at_first = run_at("run-at 1", 5)
     cron = system.create_job("yearly", TASK, params={"label": "yearly"}, schedule="0 3 1 1 *")
+    stale = system.create_job("stale", TASK, params={"label": "stale"}, schedule="0 3 1 1 *", max_age="5s")
     first_wave = [system.create_job(f"once {n}", TASK, params={"label": f"once-{n}"}) for n in range(3)]
-    failing = [system.create_job("broken 1", "tests.fail", params={"label": "broken-1"})]
+    first_wave.append(system.create_job("monitored", TASK, params={"label": "monitored"}, max_age="1h"))
+    failing = [system.create_job("broken 1", "tests.fail", params={"label": "broken-1"}, max_age="1h")]
     for item in first_wave:
         system.wait_for_status(item, "Succeeded")
     system.wait_for_status(failing[0], "Failed")
@@ -193,6 +200,8 @@ def test_prometheus_scrapes_every_process_and_every_panel_and_alert_works(
         system.wait_for_status(item, "Succeeded")
     system.wait_for_status(failing[1], "Failed")
     system.wait_until(lambda: system.job(cron)["status"] == "Scheduled", 10, "the cron job to be Scheduled")
+    system.wait_for_status(stale, "Overdue")
+    scraped(f'max(alloysync_jobs_overdue{{item_id="{stale}"}}) == 1', "the overdue job")
     runs_ended = len(first_wave) + len(second_wave) + 2 + len(failing)
 
     # Prometheus has the data: every run ended, two scheduled runs measured.

@@ -61,12 +61,12 @@ def test_an_existing_state_file_wins_over_the_seed(tmp_path: Path) -> None:
     process = EmulatorProcess(tmp_path, seed="demo", state_file=state)
     process.start()
     try:
-        assert len(process.query(query(JOBS))[1]["results"]) == 5
+        assert len(process.query(query(JOBS))[1]["results"]) == 6  # the demo jobs and the recipe job
     finally:
         process.stop()
     process.start()
     try:
-        assert len(process.query(query(JOBS))[1]["results"]) == 5  # not seeded twice
+        assert len(process.query(query(JOBS))[1]["results"]) == 6  # not seeded twice
     finally:
         process.stop()
 

@@ -41,6 +41,7 @@ def test_demo_seed_has_the_five_jobs(emu: EmulatorProcess) -> None:
         "BTC price e-mail at a set time",
         "Weekly price report (paused)",
         "Broken job: unknown task",
+        "Close jobs whose work orders are completed (recipe)",  # built-in tasks only (docs/recipes.md)
     ]
     one_off = jobs["BTC price e-mail (one-off)"]
     assert one_off == {
@@ -132,7 +133,7 @@ def test_the_jobs_design_follows_the_code_settings(tmp_path: Path) -> None:
         status, body = process.query(query("designs_myJobs_0123456789abcdef01234567"))
         assert status == 200
         titles = sorted(item["title"] for item in body["results"])
-        assert len(titles) == 5 and "BTC prices every minute" in titles
+        assert len(titles) == 6 and "BTC prices every minute" in titles
         assert process.request("GET", f"/api/design/{JOBS}")[0] == 404
     finally:
         process.stop()

@@ -7,12 +7,17 @@ resolver maps every other name to "not found".
 - `dump_dom(url)`: the DOM after the page loaded (`--dump-dom`).
 - `screenshot(url, path)`: a PNG of the page (`--screenshot`).
 - `live(url)`: a browser that stays open on the page, driven over the DevTools protocol (a
-  websocket on a loopback port), so a test can watch the page change by itself.
+  websocket on a loopback port), so a test can watch the page change by itself, read where its
+  elements are drawn and take a screenshot of what it shows (`LivePage.screenshot`).
+- `read_png(data)`: the pixels of a PNG (Chromium's screenshots), to check what was drawn.
+
+`Browser(workdir, timezone=...)` runs Chromium in that time zone (the viewer's zone, `TZ`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -22,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -46,10 +52,11 @@ def chromium() -> str:
 class Browser:
     """Runs headless Chromium with a private profile under `workdir`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, timezone: str | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.runs = 0
+        self.env = {**os.environ, "TZ": timezone} if timezone else None
 
     def profile(self) -> Path:
         """A fresh, empty Chromium profile directory."""
@@ -82,6 +89,7 @@ class Browser:
             timeout=SETUP_TIMEOUT,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=self.env,
         )
         assert result.returncode == 0, (
             f"chromium {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
@@ -110,6 +118,7 @@ class Browser:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=self.env,
         )
         log.close()
         try:
@@ -164,18 +173,31 @@ class LivePage:
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression evaluated in the page as it is now."""
-        try:
-            return asyncio.run(self._evaluate(expression))
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise DevToolsError(f"DevTools connection failed evaluating {expression!r}: {error!r}") from error
+        params = {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        result = self.call("Runtime.evaluate", params, f"evaluating {expression!r}")
+        if "exceptionDetails" in result:
+            raise DevToolsError(f"{expression!r} raised in the page: {result['exceptionDetails']}")
+        return result["result"].get("value")
 
-    async def _evaluate(self, expression: str) -> Any:
+    def screenshot(self, clip: dict[str, float] | None = None) -> bytes:
+        """A PNG of the page as it is drawn now, one CSS pixel per pixel: the viewport, or the
+        rectangle `clip` (`x`, `y`, `width`, `height` in page coordinates)."""
+        params: dict[str, Any] = {"format": "png"}
+        if clip is not None:
+            params["clip"] = {**clip, "scale": 1}
+        result = self.call("Page.captureScreenshot", params, "taking a screenshot")
+        return base64.b64decode(result["data"])
+
+    def call(self, method: str, params: dict[str, Any], what: str) -> Any:
+        """The result of one DevTools command."""
+        try:
+            return asyncio.run(self._call(method, params, what))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DevToolsError(f"DevTools connection failed {what}: {error!r}") from error
+
+    async def _call(self, method: str, params: dict[str, Any], what: str) -> Any:
         request_id = next(self._ids)
-        request = {
-            "id": request_id,
-            "method": "Runtime.evaluate",
-            "params": {"expression": expression, "returnByValue": True, "awaitPromise": True},
-        }
+        request = {"id": request_id, "method": method, "params": params}
         timeout = aiohttp.ClientTimeout(total=15)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
@@ -189,12 +211,9 @@ class LivePage:
                 if answer.get("id") != request_id:
                     continue  # an event
                 if "error" in answer:
-                    raise DevToolsError(f"DevTools error for {expression!r}: {answer['error']}")
-                result = answer["result"]
-                if "exceptionDetails" in result:
-                    raise DevToolsError(f"{expression!r} raised in the page: {result['exceptionDetails']}")
-                return result["result"].get("value")
-        raise DevToolsError(f"DevTools closed the connection while evaluating {expression!r}")
+                    raise DevToolsError(f"DevTools error {what}: {answer['error']}")
+                return answer["result"]
+        raise DevToolsError(f"DevTools closed the connection {what}")
 
 
 # --- reading a dumped DOM -----------------------------------------------------------------------------
@@ -205,6 +224,11 @@ class Cell:
     text: str
     attrs: dict[str, str]
     html_tags: list[str]  # tags found inside the cell
+    elements: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # those tags, with attributes
+
+    def find(self, tag: str, css_class: str | None = None) -> list[dict[str, str]]:
+        """Attributes of the elements `tag` (with class `css_class`) inside the cell."""
+        return _matching(self.elements, tag, css_class)
 
 
 class _Tables(HTMLParser):
@@ -212,6 +236,7 @@ class _Tables(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.tables: dict[str, list[list[Cell]]] = {}
         self.meta: list[dict[str, str]] = []
+        self.elements: list[tuple[str, dict[str, str]]] = []
         self._table: str | None = None
         self._section = ""
         self._row: list[Cell] | None = None
@@ -219,6 +244,7 @@ class _Tables(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
+        self.elements.append((tag, values))
         if tag == "meta":
             self.meta.append(values)
         elif tag == "table":
@@ -232,6 +258,7 @@ class _Tables(HTMLParser):
             self._cell = Cell("", values, [])
         elif self._cell is not None:
             self._cell.html_tags.append(tag)
+            self._cell.elements.append((tag, values))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
@@ -258,17 +285,93 @@ class Page:
     html: str
     tables: dict[str, list[list[Cell]]]
     meta: list[dict[str, str]]
+    elements: list[tuple[str, dict[str, str]]]  # every element of the page, in document order
 
     @classmethod
     def parse(cls, html: str) -> Page:
         parser = _Tables()
         parser.feed(html)
         parser.close()
-        return cls(html, parser.tables, parser.meta)
+        return cls(html, parser.tables, parser.meta, parser.elements)
+
+    def find(self, tag: str, css_class: str | None = None) -> list[dict[str, str]]:
+        """Attributes of the page's elements `tag` (with class `css_class`), in document order."""
+        return _matching(self.elements, tag, css_class)
 
     def rows(self, table: str) -> list[list[Cell]]:
         assert table in self.tables, f"no table #{table} in the page:\n{self.html[:3000]}"
         return self.tables[table]
+
+
+def _matching(
+    elements: list[tuple[str, dict[str, str]]], tag: str, css_class: str | None
+) -> list[dict[str, str]]:
+    return [
+        attrs
+        for name, attrs in elements
+        if name == tag and (css_class is None or css_class in attrs.get("class", "").split())
+    ]
+
+
+# --- reading a screenshot -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Picture:
+    """The pixels of a PNG as rows of (red, green, blue) (alpha dropped)."""
+
+    width: int
+    height: int
+    rows: list[list[tuple[int, int, int]]]
+
+    def pixel(self, x: float, y: float) -> tuple[int, int, int]:
+        return self.rows[int(y)][int(x)]
+
+
+def read_png(data: bytes) -> Picture:
+    """Decode an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    position, header, compressed = 8, b"", b""
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            compressed += body
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, color_type, interlace = header[8], header[9], header[12]
+    assert depth == 8 and color_type in (2, 6) and interlace == 0, f"unsupported PNG {header.hex()}"
+    channels = 3 if color_type == 2 else 4
+    stride = width * channels
+    raw = zlib.decompress(compressed)
+    rows: list[list[tuple[int, int, int]]] = []
+    previous = bytearray(stride)
+    for row_index in range(height):
+        start = row_index * (stride + 1)
+        line_filter, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            up_left = previous[i - channels] if i >= channels else 0
+            if line_filter == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif line_filter == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif line_filter == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif line_filter == 4:
+                estimate = left + up - up_left
+                distances = (abs(estimate - left), abs(estimate - up), abs(estimate - up_left))
+                predictor = (left, up, up_left)[distances.index(min(distances))]
+                line[i] = (line[i] + predictor) & 0xFF
+        rows.append([(line[x], line[x + 1], line[x + 2]) for x in range(0, stride, channels)])
+        previous = line
+    return Picture(width, height, rows)
 
 
 def png_size(path: Path) -> tuple[int, int]:

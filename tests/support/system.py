@@ -141,6 +141,12 @@ class System:
         entries = [json.loads(raw) for raw in self.redis.lrange(EXECUTIONS, 0, -1)]
         return [entry for entry in entries if label is None or entry["label"] == label]
 
+    def page(self, path: str, name: str = "serve") -> str:
+        """An HTML page of serve's, as text."""
+        with urllib.request.urlopen(f"{self.url(name)}{path}", timeout=10) as response:  # noqa: S310
+            text: str = response.read().decode()
+        return text
+
     def api(self, path: str, name: str = "serve") -> Any:
         with urllib.request.urlopen(f"{self.url(name)}{path}", timeout=10) as response:  # noqa: S310
             return json.loads(response.read())

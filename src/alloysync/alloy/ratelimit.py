@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from alloysync.alloy.models import parse_alloy_datetime
 from alloysync.settings import Settings
@@ -129,22 +129,49 @@ class TokenBucket:
             self._updated = now
 
 
+class SharedLimiter(Protocol):
+    """A budget shared with other processes using the same API key (see `state/budgets.py`)."""
+
+    async def acquire(self, family: str) -> float: ...
+
+
 class RateLimits:
-    """The three family buckets of one client."""
+    """The three family buckets of one client, and optionally the deployment's shared budget.
 
-    def __init__(self, query: TokenBucket, read: TokenBucket, write: TokenBucket) -> None:
+    A call waits for its family's bucket (this process's pace, and the server's word), then for a
+    slot of the shared budget when there is one (every process's calls together)."""
+
+    def __init__(
+        self,
+        query: TokenBucket,
+        read: TokenBucket,
+        write: TokenBucket,
+        shared: SharedLimiter | None = None,
+    ) -> None:
         self._buckets: dict[Family, TokenBucket] = {"query": query, "read": read, "write": write}
+        self.shared = shared
 
     @classmethod
-    def per_minute(cls, query: int = 120, read: int = 300, write: int = 150) -> RateLimits:
-        """Budgets per 60 s window; the defaults are Alloy's published limits."""
-        return cls(TokenBucket(query), TokenBucket(read), TokenBucket(write))
+    def per_minute(
+        cls,
+        query: int = 120,
+        read: int = 300,
+        write: int = 150,
+        shared: SharedLimiter | None = None,
+        window: float = ALLOY_WINDOW_SECONDS,
+    ) -> RateLimits:
+        """Budgets per 60 s window (or `window`); the defaults are Alloy's published limits."""
+        return cls(TokenBucket(query, window), TokenBucket(read, window), TokenBucket(write, window), shared)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
-        """Budgets from `ALLOYSYNC_ALLOY_{QUERY,READ,WRITE}_PER_MINUTE`."""
+    def from_settings(cls, settings: Settings, shared: SharedLimiter | None = None) -> RateLimits:
+        """Budgets from `ALLOYSYNC_ALLOY_{QUERY,READ,WRITE}_PER_MINUTE`, with `shared` on top."""
         return cls.per_minute(
-            settings.alloy_query_per_minute, settings.alloy_read_per_minute, settings.alloy_write_per_minute
+            settings.alloy_query_per_minute,
+            settings.alloy_read_per_minute,
+            settings.alloy_write_per_minute,
+            shared,
+            settings.alloy_rate_window,
         )
 
     def __getitem__(self, family: Family) -> TokenBucket:
@@ -154,8 +181,11 @@ class RateLimits:
         return f"RateLimits({self._buckets!r})"
 
     async def acquire(self, family: Family) -> float:
-        """Wait for `family`'s budget; return the seconds waited."""
-        return await self._buckets[family].acquire()
+        """Wait for `family`'s budget (and the shared one); return the seconds waited."""
+        waited = await self._buckets[family].acquire()
+        if self.shared is not None:
+            waited += await self.shared.acquire(family)
+        return waited
 
     def observe_headers(self, family: Family, headers: Mapping[str, str]) -> None:
         """Feed a response's rate-limit headers to `family`'s bucket."""

@@ -6,7 +6,11 @@
 - `demo`: that design and five job records that show what alloysync does: one-off now, cron every
   minute, once at a set time (45 s after seeding), a paused weekly job, and a job naming an unknown
   task (it must end up `Invalid`). The attributes alloysync writes (Status, Message, ...) are
-  absent at first, as on a record a user has just created.
+  absent at first, as on a record a user has just created. Then a sixth job made of built-in tasks
+  only, the docs/recipes.md recipe "Close jobs whose work orders are completed" (run once, now),
+  with the two designs it works on (`designs_highwayJobs`, `designs_workOrders`) and a few items:
+  it closes J-1 and J-2, whose work orders are completed (the demo allows alloy.update on
+  `designs_highwayJobs` through ALLOYSYNC_BUILTIN_ALLOY_DESIGNS).
 
 The jobs design has every attribute of `alloysync.model.design.JOB_ATTRIBUTES` (the one list of a job
 record's attributes), with its name, type and String limit; Title is the interface attribute
@@ -24,6 +28,7 @@ from alloysync.emulator.attribute_options import (
     BooleanOptions,
     DateTimeOptions,
     JsonOptions,
+    LinkOptions,
     NumberOptions,
     StringOptions,
 )
@@ -130,3 +135,99 @@ def demo_jobs(design_code: str, codes: JobAttributeCodes, now: datetime) -> list
             timezone="",
         ),
     ]
+
+
+# --- the built-in tasks' recipe (docs/recipes.md, "Close jobs whose work orders are completed") ---
+
+HIGHWAY_JOBS = "designs_highwayJobs"
+WORK_ORDERS = "designs_workOrders"
+RECIPE_TITLE = "Close jobs whose work orders are completed (recipe)"
+RECIPE_TASK = "alloy.query | data.select | alloy.get | data.filter | alloy.update"
+RECIPE_PARAMS: dict[str, Any] = {
+    "steps": [
+        {
+            "design": WORK_ORDERS,
+            "where": {"attributes_workOrdersStatus": "Completed"},
+            "attributes": {"jobs": "attributes_workOrdersJobs"},
+        },
+        {"expression": "[].jobs[]"},
+        {
+            "attributes": {
+                "ref": "attributes_highwayJobsReference",
+                "status": "attributes_highwayJobsStatus",
+            },
+            "missing": "skip",
+        },
+        {"where": "status != 'Closed'"},
+        {
+            "design": HIGHWAY_JOBS,
+            "values": {"attributes_highwayJobsStatus": "Closed"},
+            "stamp": ["attributes_highwayJobsClosed"],
+        },
+    ]
+}
+
+
+def recipe_designs() -> list[tuple[str, DesignDraft, list[AttributeDraft]]]:
+    """The highway jobs and work orders designs of the recipe, under the codes docs/recipes.md uses."""
+
+    def text(code: str) -> AttributeDraft:
+        return AttributeDraft(name=code.split("_")[1], options=StringOptions(max=100), code=code)
+
+    jobs = [
+        text("attributes_highwayJobsReference"),
+        text("attributes_highwayJobsStatus"),
+        AttributeDraft(
+            name="Closed",
+            options=DateTimeOptions(precision="Milliseconds"),
+            code="attributes_highwayJobsClosed",
+        ),
+    ]
+    orders = [
+        text("attributes_workOrdersReference"),
+        text("attributes_workOrdersStatus"),
+        AttributeDraft(name="Jobs", options=LinkOptions(code=HIGHWAY_JOBS), code="attributes_workOrdersJobs"),
+    ]
+    return [
+        (HIGHWAY_JOBS, DesignDraft(name="Highway jobs", title="{{attributes_highwayJobsReference}}"), jobs),
+        (WORK_ORDERS, DesignDraft(name="Work orders", title="{{attributes_workOrdersReference}}"), orders),
+    ]
+
+
+def recipe_highway_jobs() -> list[ItemDraft]:
+    """J-1 to J-3, in progress."""
+    return [
+        ItemDraft(
+            HIGHWAY_JOBS,
+            {"attributes_highwayJobsReference": f"J-{n}", "attributes_highwayJobsStatus": "In progress"},
+        )
+        for n in (1, 2, 3)
+    ]
+
+
+def recipe_work_orders(job_ids: list[str]) -> list[ItemDraft]:
+    """W-1 (completed: J-1), W-2 (completed: J-2), W-3 (in progress: J-3)."""
+    return [
+        ItemDraft(
+            WORK_ORDERS,
+            {
+                "attributes_workOrdersReference": f"W-{n}",
+                "attributes_workOrdersStatus": status,
+                "attributes_workOrdersJobs": [job_ids[n - 1]],
+            },
+        )
+        for n, status in ((1, "Completed"), (2, "Completed"), (3, "In progress"))
+    ]
+
+
+def recipe_job(design_code: str, codes: JobAttributeCodes) -> ItemDraft:
+    """The recipe's job record, to run once, now."""
+    attributes = {
+        codes.title: RECIPE_TITLE,
+        codes.enabled: True,
+        codes.task: RECIPE_TASK,
+        codes.params: RECIPE_PARAMS,
+        codes.schedule: "",
+        codes.timezone: "",
+    }
+    return ItemDraft(design_code=design_code, attributes=attributes)

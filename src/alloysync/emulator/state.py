@@ -20,7 +20,15 @@ from alloysync.emulator.faults import Faults
 from alloysync.emulator.limits import RateLimitConfig, RateLimiter
 from alloysync.emulator.persistence import StateSaver, load_state
 from alloysync.emulator.prices import PriceFeed
-from alloysync.emulator.seed import SEEDS_WITH_JOBS_DESIGN, demo_jobs, jobs_design
+from alloysync.emulator.seed import (
+    SEEDS_WITH_JOBS_DESIGN,
+    demo_jobs,
+    jobs_design,
+    recipe_designs,
+    recipe_highway_jobs,
+    recipe_job,
+    recipe_work_orders,
+)
 from alloysync.emulator.stats import RequestStats
 from alloysync.emulator.store import Change, Item, ItemStore, item_json
 from alloysync.settings import Settings
@@ -51,8 +59,13 @@ class EmulatorState:
             self.add_jobs_design()
         if seed != "demo":
             return 0
+        for code, draft, attributes in recipe_designs():  # what the demo's recipe job works on
+            self.designs.create(draft, attributes, code=code)
+        highway_jobs = self.store.create_many(recipe_highway_jobs())
+        work_orders = self.store.create_many(recipe_work_orders([item.item_id for item in highway_jobs]))
         drafts = demo_jobs(self.settings.jobs_design, self.settings.attributes, utc_now())
-        return len(self.store.create_many(drafts))
+        drafts.append(recipe_job(self.settings.jobs_design, self.settings.attributes))
+        return len(highway_jobs) + len(work_orders) + len(self.store.create_many(drafts))
 
     def add_jobs_design(self) -> Design:
         draft, attributes = jobs_design(self.settings.attributes)

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from alloysync.emulator.seed import HIGHWAY_JOBS
 from alloysync.local.children import Child, http_ok
 from alloysync.local.redis_server import RedisServer, RedisServerError, free_port
 from alloysync.model.events import FINAL_STATUSES
@@ -94,6 +95,8 @@ class DemoSystem:
             "ALLOYSYNC_SCHEDULER_METRICS_PORT": str(self.scheduler_metrics_port),
             "ALLOYSYNC_LOG_FORMAT": "json",
             "COINREQUEST_PRICE_URL": f"{self.emulator_url}/v1/bpi/currentprice.json",
+            # The seeded recipe job closes highway jobs with alloy.update (docs/recipes.md).
+            "ALLOYSYNC_BUILTIN_ALLOY_DESIGNS": HIGHWAY_JOBS,
         }
 
     def start(self) -> None:

@@ -3,7 +3,8 @@
 
 An event names an item and carries *logical* attribute values (keys are the field names of
 `JobAttributeCodes`: status, message, result, last_run_started, last_run_finished, next_run,
-run_count, run_requested); the reporter maps them to attribute codes, folds the events of an item
+run_count, run_requested, and the optional cancel_requested, run_params, backfill,
+consecutive_failures, last_succeeded); the reporter maps them to attribute codes, folds the events of an item
 in stream order (later values win) and writes the result. Events are appended by the poller,
 the scheduler and workers — by workers inside the same Lua script that changes the run's state, so
 a state change and its event exist together or not at all.
@@ -29,6 +30,8 @@ class Status(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     INVALID = "Invalid"
+    CANCELLED = "Cancelled"
+    OVERDUE = "Overdue"
 
 
 FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.INVALID})
@@ -45,6 +48,12 @@ REPORTED_ATTRIBUTES = (
     "next_run",
     "run_count",
     "run_requested",
+    # Optional attributes (written only where the design has them):
+    "cancel_requested",
+    "run_params",
+    "backfill",
+    "consecutive_failures",
+    "last_succeeded",
 )
 
 
@@ -88,6 +97,10 @@ class Event:
         attributes = json.loads(fields.get("attrs") or "{}")
         if "run_count" in fields:
             attributes["run_count"] = int(fields["run_count"])
+        if "consecutive_failures" in fields:  # set by the run scripts, with the count
+            attributes["consecutive_failures"] = int(fields["consecutive_failures"])
+        if "last_succeeded" in fields:
+            attributes["last_succeeded"] = fields["last_succeeded"]
         return cls(
             item_id=fields["item"],
             kind=fields.get("kind", ""),

@@ -46,6 +46,10 @@ class ScheduleEntry:
     run_at: datetime | None = None
     missed_runs: MissedRunPolicy | None = None
     missed_window: float | None = None
+    later_params: tuple[dict[str, Any], ...] = ()  # options of steps 2.. (Params' per-step form)
+    overlap: str = ""  # the job's Overlap policy ('' = the feature is off: fires overlap freely)
+    concurrency_key: str = ""
+    title: str = ""
 
     @classmethod
     def from_spec(cls, spec: JobSpec, version: int, since: datetime) -> ScheduleEntry:
@@ -64,6 +68,10 @@ class ScheduleEntry:
             run_at=schedule.run_at,
             missed_runs=schedule.missed_runs,
             missed_window=schedule.missed_window,
+            later_params=spec.later_params,
+            overlap=spec.control.overlap,
+            concurrency_key=spec.control.concurrency_key,
+            title=spec.title,
         )
 
     def to_json(self) -> str:
@@ -80,6 +88,10 @@ class ScheduleEntry:
                 "run_at": format_alloy_datetime(self.run_at) if self.run_at else None,
                 "missed_runs": self.missed_runs.value if self.missed_runs else None,
                 "missed_window": self.missed_window,
+                "later_params": list(self.later_params),
+                "overlap": self.overlap,
+                "concurrency_key": self.concurrency_key,
+                "title": self.title,
             },
             separators=(",", ":"),
         )
@@ -99,6 +111,10 @@ class ScheduleEntry:
             run_at=parse_alloy_datetime(data["run_at"]) if data.get("run_at") else None,
             missed_runs=MissedRunPolicy(data["missed_runs"]) if data.get("missed_runs") else None,
             missed_window=data.get("missed_window"),
+            later_params=tuple(data.get("later_params") or ()),
+            overlap=data.get("overlap") or "",
+            concurrency_key=data.get("concurrency_key") or "",
+            title=data.get("title") or "",
         )
 
     @cached_property

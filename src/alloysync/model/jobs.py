@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -21,7 +21,16 @@ from zoneinfo import ZoneInfo
 
 from alloysync.alloy.models import Item
 from alloysync.model.cron import CronError, CronExpression, parse_timezone
-from alloysync.model.registry import ParamsError, TaskRegistry
+from alloysync.model.job_options import (
+    ALL_FEATURES,
+    OptionProblem,
+    RunControl,
+    options_fingerprint,
+    parse_control,
+    read_options,
+)
+from alloysync.model.params import ParamsProblem, StepParams, json_kind, parse_params
+from alloysync.model.registry import TaskRegistry
 from alloysync.model.times import parse_alloy_datetime
 from alloysync.settings import JobAttributeCodes, MissedRunPolicy, Settings
 
@@ -67,6 +76,17 @@ class JobDefinition:
     missed_runs: Any
     run_requested: bool
     run_count: int | None
+    options: dict[str, Any] = field(default_factory=dict)  # optional attributes (model/job_options.py)
+    run_params: Any = None  # RunParams: the params of the requested run
+    cancel_requested: bool = False
+
+    @property
+    def options_fingerprint(self) -> str:
+        """A digest of the optional attributes: they change how the job runs, not what it is."""
+        # Backfill is a request (handled once per value, then cleared), not an option to follow.
+        return options_fingerprint(
+            {name: value for name, value in self.options.items() if name != "backfill"}
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -87,9 +107,11 @@ class JobSpec:
     item_id: str
     title: str
     steps: tuple[str, ...]
-    params: dict[str, Any]
+    params: dict[str, Any]  # the first step's options
     schedule: Schedule
     fingerprint: str
+    later_params: tuple[dict[str, Any], ...] = ()  # options of steps 2.. (Params' per-step form)
+    control: RunControl = field(default_factory=RunControl)  # the optional attributes (job_options.py)
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,11 @@ class _Problem(Exception):
     message: str
 
 
-def read_definition(item: Item, codes: JobAttributeCodes) -> JobDefinition:
-    """Pick the definition attributes off an item (no validation yet)."""
+def read_definition(
+    item: Item, codes: JobAttributeCodes, features: frozenset[str] = ALL_FEATURES
+) -> JobDefinition:
+    """Pick the definition attributes off an item (no validation yet); of the optional attributes,
+    only those of the `features` the design has."""
     run_count = item.value(codes.run_count)
     return JobDefinition(
         item_id=item.itemId,
@@ -137,11 +162,18 @@ def read_definition(item: Item, codes: JobAttributeCodes) -> JobDefinition:
         run_count=int(run_count)
         if isinstance(run_count, int | float) and not isinstance(run_count, bool)
         else None,
+        options=read_options(item, codes, features),
+        run_params=item.value(codes.run_params) if "run_params" in features else None,
+        cancel_requested="cancel_requested" in features and item.value(codes.cancel_requested) is True,
     )
 
 
 def validate_job(
-    definition: JobDefinition, registry: TaskRegistry, settings: Settings, now: datetime
+    definition: JobDefinition,
+    registry: TaskRegistry,
+    settings: Settings,
+    now: datetime,
+    features: frozenset[str] = ALL_FEATURES,
 ) -> JobState:
     """Validate a definition against the task registry and settings at time `now` (aware)."""
     codes = settings.attributes
@@ -149,13 +181,24 @@ def validate_job(
         return DisabledJob(definition.item_id, definition.title, definition.fingerprint)
     try:
         steps = _parse_task(definition.task, registry, codes)
-        params = _parse_params(definition.params, steps, registry, settings)
+        step_params = _parse_params(definition.params, steps, registry, settings)
         schedule = _parse_schedule(definition, settings, now)
-    except _Problem as problem:
+        cron = schedule.text if schedule.kind is ScheduleKind.CRON else None
+        control = parse_control(definition.options, settings, schedule.timezone, cron, features)
+    except (_Problem, OptionProblem) as problem:
         return InvalidJob(
             definition.item_id, definition.title, definition.fingerprint, problem.attribute, problem.message
         )
-    return JobSpec(definition.item_id, definition.title, steps, params, schedule, definition.fingerprint)
+    return JobSpec(
+        definition.item_id,
+        definition.title,
+        steps,
+        step_params.first,
+        schedule,
+        definition.fingerprint,
+        later_params=step_params.later,
+        control=control,
+    )
 
 
 def _parse_task(value: Any, registry: TaskRegistry, codes: JobAttributeCodes) -> tuple[str, ...]:
@@ -177,50 +220,30 @@ def _parse_task(value: Any, registry: TaskRegistry, codes: JobAttributeCodes) ->
                 f"{where}: unknown task {step!r}. Only registered tasks can run; "
                 f"registered tasks are: {', '.join(registry.names()) or '(none)'}",
             )
-        if position > 0:
-            try:
-                registered.check_accepts_input()
-            except ParamsError as error:
-                raise _Problem(codes.task, f"{where}: {error}") from None
+        if position > 0 and registered.input_parameter is None:
+            raise _Problem(
+                codes.task,
+                f"{where}: {step} cannot follow another step: a later pipeline step must take the "
+                "previous step's result as its first parameter",
+            )
     return steps
 
 
 def _parse_params(
     value: Any, steps: tuple[str, ...], registry: TaskRegistry, settings: Settings
-) -> dict[str, Any]:
+) -> StepParams:
     codes = settings.attributes
-    where = f"Params ({codes.params})"
-    if value is None or value == "":
-        params: Any = {}
-    elif isinstance(value, str):
-        try:
-            params = json.loads(value)
-        except ValueError:
-            raise _Problem(
-                codes.params, f'{where} is not JSON: write a JSON object such as {{"currencies": ["USD"]}}'
-            ) from None
-    else:
-        params = value
-    if not isinstance(params, dict):
-        raise _Problem(
-            codes.params,
-            f'{where} must be a JSON object of keyword arguments such as {{"currencies": ["USD"]}}, '
-            f"not {_json_kind(params)}",
-        )
-    size = len(json.dumps(params, separators=(",", ":")).encode())
-    if size > settings.params_max_bytes:
-        raise _Problem(
-            codes.params,
-            f"{where} is {size} bytes; the limit is {settings.params_max_bytes} "
-            "(ALLOYSYNC_PARAMS_MAX_BYTES): pass references (ids, URLs) instead of data",
-        )
-    first = registry.get(steps[0])
-    assert first is not None, "steps were checked against the registry"
     try:
-        first.check_params(params)
-    except ParamsError as error:
-        raise _Problem(codes.params, f"{where} do not fit the first step: {error}") from None
-    return params
+        return parse_params(value, steps, registry, settings, f"Params ({codes.params})")
+    except ParamsProblem as problem:
+        if problem.step and not problem.per_step:
+            # A later step that needs options of its own, in a job whose Params only feed step 1.
+            raise _Problem(
+                codes.task,
+                f"Task ({codes.task}): {steps[problem.step]} cannot follow another step without options "
+                f'of its own ({problem}); give every step its options: {{"steps": [{{...}}, {{...}}]}}',
+            ) from None
+        raise _Problem(codes.params, str(problem)) from None
 
 
 def _parse_schedule(definition: JobDefinition, settings: Settings, now: datetime) -> Schedule:
@@ -232,7 +255,7 @@ def _parse_schedule(definition: JobDefinition, settings: Settings, now: datetime
     if value is None or (isinstance(value, str) and not value.strip()):
         return Schedule(ScheduleKind.NOW, "", timezone, missed_runs=missed_runs, missed_window=missed_window)
     if not isinstance(value, str):
-        raise _Problem(codes.schedule, f"{where} must be text, not {_json_kind(value)}")
+        raise _Problem(codes.schedule, f"{where} must be text, not {json_kind(value)}")
     text = value.strip()
     run_at = _parse_datetime(text, timezone)
     if run_at is None and (text.startswith("@") or len(text.split()) > 1):
@@ -269,7 +292,7 @@ def _parse_timezone(value: Any, codes: JobAttributeCodes) -> str:
         return "UTC"
     where = f"Timezone ({codes.timezone})"
     if not isinstance(value, str):
-        raise _Problem(codes.timezone, f"{where} must be text such as Europe/London, not {_json_kind(value)}")
+        raise _Problem(codes.timezone, f"{where} must be text such as Europe/London, not {json_kind(value)}")
     try:
         parse_timezone(value.strip())
     except ValueError as error:
@@ -306,18 +329,6 @@ def _parse_datetime(text: str, timezone: str) -> datetime | None:
         return parse_alloy_datetime(text, naive_zone=parse_timezone(timezone))
     except ValueError:
         return None
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 def _duration_text(seconds: float) -> str:

@@ -7,7 +7,9 @@ way code gets into the registry.
 
 Parameters of the first step come from the record's Params (a JSON object) and are checked against
 the function's signature and type annotations before anything runs. A later step of a pipeline is
-called with one positional argument: the previous step's result.
+called with the previous step's result in its first parameter, plus the options Params gives that
+step (`{"steps": [...]}`, see model/params.py). A parameter annotated `RunContext` receives the
+run's context and is never an option.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
+
+from alloysync.model.context import is_context_annotation
+
+if TYPE_CHECKING:
+    from alloysync.settings import Settings
 
 TASK_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")
 QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -42,6 +49,13 @@ class ParamsError(ValueError):
     """Params do not fit the task's signature; the message says which parameter and why."""
 
 
+OptionsCheck = Callable[[Mapping[str, Any], "Settings"], None]
+"""A task's own check of its options beyond their types (allow-lists, shapes), run when a record is
+validated: raises `ParamsError` (or `ValueError`) with a message naming the option."""
+
+_ABSENT = object()  # stands for the previous step's result and the context while checking a binding
+
+
 @dataclass(frozen=True)
 class RegisteredTask:
     """A registered task function and its run options."""
@@ -54,20 +68,54 @@ class RegisteredTask:
     description: str
     signature: inspect.Signature = field(repr=False)
     type_hints: Mapping[str, Any] = field(repr=False)
+    context_parameter: str | None = None  # the parameter annotated RunContext, if any
+    check: OptionsCheck | None = field(default=None, repr=False)
+    example: Mapping[str, Any] | None = None  # example options, for `alloysync tasks`
 
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.function)
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """Raise ParamsError unless `params` can be passed as keyword arguments."""
+    @property
+    def input_parameter(self) -> str | None:
+        """The parameter a later pipeline step receives the previous result in: the first one that
+        is not the context (None when there is none)."""
+        for parameter in self.signature.parameters.values():
+            if parameter.name != self.context_parameter and parameter.kind in (
+                inspect.Parameter.POSITIONAL_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            ):
+                return parameter.name
+        return None
+
+    def check_params(
+        self, params: Mapping[str, Any], *, follows: bool = False, settings: Settings | None = None
+    ) -> None:
+        """Raise ParamsError unless `params` can be passed as keyword arguments (after the previous
+        step's result when `follows`), fit their annotations, and pass the task's own check."""
+        if self.context_parameter is not None and self.context_parameter in params:
+            raise ParamsError(
+                f"{self.name}: parameter {self.context_parameter!r} is the run's context, not an option"
+            )
+        bound_input: dict[str, Any] = {}
+        if follows:
+            if self.input_parameter is None:
+                raise ParamsError(f"{self.name} cannot follow another step: it takes no input parameter")
+            if self.input_parameter in params:
+                raise ParamsError(
+                    f"{self.name}: parameter {self.input_parameter!r} is the previous step's result, "
+                    "not an option"
+                )
+            bound_input[self.input_parameter] = _ABSENT
+        if self.context_parameter is not None:
+            bound_input[self.context_parameter] = _ABSENT
         try:
-            bound = self.signature.bind(**params)
+            bound = self.signature.bind(**bound_input, **params)
         except TypeError as error:
             raise ParamsError(f"{self.name}: {error}") from None
         for name, value in bound.arguments.items():
             parameter = self.signature.parameters[name]
-            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            if value is _ABSENT or parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 continue
             annotation = self.type_hints.get(name)
             if annotation is None:
@@ -78,16 +126,36 @@ class RegisteredTask:
                 first = error.errors()[0]
                 where = ".".join(str(part) for part in (name, *first["loc"]))
                 raise ParamsError(f"{self.name}: parameter {where}: {first['msg']}") from None
+        if self.check is not None and settings is not None:
+            try:
+                self.check(params, settings)
+            except ParamsError as error:
+                raise ParamsError(f"{self.name}: {error}") from None
+            except ValueError as error:
+                raise ParamsError(f"{self.name}: {error}") from None
 
     def check_accepts_input(self) -> None:
-        """Raise ParamsError unless the task can be a later pipeline step (one positional input)."""
+        """Raise ParamsError unless the task can be a later pipeline step on the previous step's
+        result alone (no options of its own)."""
         try:
-            self.signature.bind(None)
-        except TypeError:
+            self.check_params({}, follows=True)
+        except ParamsError:
             raise ParamsError(
                 f"{self.name} cannot follow another step: a later pipeline step must accept the "
                 "previous step's result as its only required positional argument"
             ) from None
+
+    def arguments(
+        self, previous: Any, options: Mapping[str, Any], context: Any, *, follows: bool
+    ) -> dict[str, Any]:
+        """The keyword arguments of a call: the options, the previous step's result (when `follows`)
+        and the run's context (when the task asks for it)."""
+        arguments = dict(options)
+        if follows and self.input_parameter is not None:
+            arguments[self.input_parameter] = previous
+        if self.context_parameter is not None:
+            arguments[self.context_parameter] = context
+        return arguments
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task in this thread (an async task gets an event loop of its own)."""
@@ -122,6 +190,8 @@ class TaskRegistry:
         queue: str = DEFAULT_QUEUE,
         max_retries: int | None = None,
         time_limit: float | None = None,
+        check: OptionsCheck | None = None,
+        example: Mapping[str, Any] | None = None,
     ) -> RegisteredTask:
         if not TASK_NAME.match(name):
             raise TaskDefinitionError(
@@ -135,6 +205,10 @@ class TaskRegistry:
         signature = inspect.signature(function)
         if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
             raise TaskDefinitionError(f"task {name!r}: *args is not supported, name the parameters")
+        type_hints = _type_hints(function, name)
+        contexts = [p for p, annotation in type_hints.items() if is_context_annotation(annotation)]
+        if len(contexts) > 1:
+            raise TaskDefinitionError(f"task {name!r}: only one parameter may be annotated RunContext")
         registered = RegisteredTask(
             name=name,
             function=function,
@@ -143,7 +217,10 @@ class TaskRegistry:
             time_limit=time_limit,
             description=inspect.getdoc(function) or "",
             signature=signature,
-            type_hints=_type_hints(function, name),
+            type_hints=type_hints,
+            context_parameter=contexts[0] if contexts else None,
+            check=check,
+            example=example,
         )
         self._tasks[name] = registered
         return registered
@@ -176,15 +253,28 @@ def task(
     queue: str = DEFAULT_QUEUE,
     max_retries: int | None = None,
     time_limit: float | None = None,
+    check: OptionsCheck | None = None,
+    example: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """Register a function as a task under `name`.
 
     `max_retries` and `time_limit` (seconds) override the deployment defaults
-    (ALLOYSYNC_TASK_MAX_RETRIES, ALLOYSYNC_TASK_TIME_LIMIT) for this task.
+    (ALLOYSYNC_TASK_MAX_RETRIES, ALLOYSYNC_TASK_TIME_LIMIT) for this task. A parameter annotated
+    `RunContext` receives the run's context (model/context.py) and is no option. `check` validates
+    the options beyond their types when a record is read (see `OptionsCheck`); `example` shows
+    example options in `alloysync tasks`.
     """
 
     def decorate(function: F) -> F:
-        REGISTRY.register(function, name, queue=queue, max_retries=max_retries, time_limit=time_limit)
+        REGISTRY.register(
+            function,
+            name,
+            queue=queue,
+            max_retries=max_retries,
+            time_limit=time_limit,
+            check=check,
+            example=example,
+        )
         return function
 
     return decorate

@@ -20,6 +20,12 @@ class RunKind(StrEnum):
     REQUEST = "req"  # RunRequested: one run per request
     AT = "at"  # run-at: one run per (job, time)
     CRON = "cron"  # recurring: one run per (job, scheduled time)
+    BACKFILL = "backfill"  # a past cron fire run on request: shares the fire's run id (one run per fire)
+
+    @property
+    def context_name(self) -> str:
+        """The name task code sees in `RunContext.kind`."""
+        return {RunKind.REQUEST: "requested"}.get(self, self.value)
 
 
 def run_id_for(
@@ -37,7 +43,8 @@ def run_id_for(
         return f"req:{item_id}:{request}"
     if scheduled_at is None:
         raise ValueError(f"a {kind.value} run needs its scheduled time")
-    return f"{kind.value}:{item_id}:{format_alloy_datetime(scheduled_at)}"
+    prefix = RunKind.CRON.value if kind is RunKind.BACKFILL else kind.value  # a backfill run IS the fire
+    return f"{prefix}:{item_id}:{format_alloy_datetime(scheduled_at)}"
 
 
 def task_label(steps: tuple[str, ...] | list[str]) -> str:
@@ -62,6 +69,11 @@ class RunRequest:
     missed_runs: MissedRunPolicy = MissedRunPolicy.ONCE
     missed_window: float = DEFAULT_MISSED_RUNS_WINDOW
     version: int | None = None  # the job's definition version the run belongs to
+    later_params: tuple[dict[str, Any], ...] = ()  # options of steps 2..
+    overlap: str = ""  # the job's Overlap policy for this run ('' = allow: no overlap check)
+    concurrency_key: str = ""  # runs sharing a key run at most N at once ('' = no key)
+    title: str = ""  # the job's title, for the run's context
+    progress: str = ""  # shown with the run's status, e.g. "backfill 3/6"
 
     @property
     def task_label(self) -> str:

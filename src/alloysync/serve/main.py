@@ -1,8 +1,10 @@
-"""`alloysync serve`: the web process — HTTP, the poller lease, and (while holding it) poller + reporter.
+"""`alloysync serve`: the web process — HTTP, the poller lease, and (while holding it) the poller,
+reporter, notifier and freshness check.
 
 Every replica serves HTTP (web.py) and samples metrics (samplers.py). The replica holding the
-poller lease also polls Alloy, enqueues runs, re-sends runs left pending by a crash, and writes run
-events back to Alloy (leadership.py); the others stand by and take over within 15 s of its death.
+poller lease also polls Alloy, enqueues runs, re-sends runs left pending by a crash, writes run
+events back to Alloy, sends notifications and marks overdue jobs (leadership.py); the others stand
+by and take over within 15 s of its death.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from alloysync.alloy.client import AlloyClient
+from alloysync.alloy.ratelimit import RateLimits
 from alloysync.broker import build_broker
 from alloysync.enqueue import RunQueue
 from alloysync.log import get_logger
 from alloysync.model.registry import TaskRegistry
+from alloysync.serve.features import DesignFeatures
+from alloysync.serve.freshness import FreshnessCheck
 from alloysync.serve.leadership import Leadership
+from alloysync.serve.notifier import Notifier
 from alloysync.serve.poller import Poller
 from alloysync.serve.reporter import Reporter
 from alloysync.serve.samplers import sample_forever
 from alloysync.serve.web import build_app
 from alloysync.settings import Settings, redact_url
+from alloysync.state.budgets import SharedBudget
 from alloysync.state.connections import connect, connect_async
 from alloysync.state.lease import PollerLease
 
@@ -47,7 +54,9 @@ async def serve(settings: Settings, registry: TaskRegistry, stop: asyncio.Event 
     broker = build_broker(settings, queues=registry.queues())
     runs = RunQueue(sync_client, broker, registry, settings)
     lease = PollerLease(client, settings.lease_ttl)
-    alloy = AlloyClient.from_settings(settings)
+    # Every Alloy call of serve also takes a slot of the budget shared with the workers' task code.
+    shared = SharedBudget.from_settings(settings, client)
+    alloy = AlloyClient.from_settings(settings, limits=RateLimits.from_settings(settings, shared=shared))
     runner = web.AppRunner(build_app(settings, client, lambda: lease.held), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -58,9 +67,13 @@ async def serve(settings: Settings, registry: TaskRegistry, stop: asyncio.Event 
         alloy=settings.alloy_url,
         redis=redact_url(settings.effective_redis_url),
     )
-    poller = Poller(settings, alloy, client, runs, registry, lease)
-    leader = Leadership(poller, Reporter(settings, alloy, client, consumer=lease.replica))
+    features = DesignFeatures()
+    poller = Poller(settings, alloy, client, runs, registry, lease, features=features)
+    reporter = Reporter(settings, alloy, client, consumer=lease.replica, features=features)
+    notifier = Notifier(settings, client, consumer=lease.replica)
+    leader = Leadership(poller, reporter, notifier, FreshnessCheck(settings, client, lease))
     background = [
+        asyncio.create_task(features.watch(alloy, settings), name="design-features"),
         asyncio.create_task(leader.run(), name="leadership"),
         asyncio.create_task(sample_forever(settings, client, registry), name="sampler"),
     ]

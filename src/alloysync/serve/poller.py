@@ -53,25 +53,15 @@ from alloysync.metrics import (
     POLL_ITEMS,
     SYNC_LAST_SUCCESS,
 )
-from alloysync.model.jobs import (
-    DisabledJob,
-    InvalidJob,
-    JobDefinition,
-    JobSpec,
-    JobState,
-    read_definition,
-    validate_job,
-)
 from alloysync.model.registry import TaskRegistry
-from alloysync.model.runs import RunRequest, task_label
-from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
-from alloysync.model.versions import VersionPlan, plan_request, plan_version
+from alloysync.model.times import utc_now
+from alloysync.serve.applier import RecordApplier
+from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
 from alloysync.state.connections import BLOCK_SECONDS
 from alloysync.state.jobs import JobStore
 from alloysync.state.lease import PollerLease
 from alloysync.state.outbox import Outbox
-from alloysync.state.records import JobDecision, JobPhase
 from alloysync.state.schedules import ScheduleStore
 from alloysync.state.sync import SyncState
 
@@ -90,8 +80,10 @@ class Poller:
         registry: TaskRegistry,
         lease: PollerLease,
         clock: Clock = utc_now,
+        features: DesignFeatures | None = None,
     ) -> None:
         self.settings = settings
+        self.design = features or DesignFeatures()  # the optional attributes the jobs design has
         self.alloy = alloy
         self.store = JobStore(client)
         self.sync = SyncState(client)
@@ -102,7 +94,7 @@ class Poller:
         self.lease = lease
         self.clock = clock
         self.codes = settings.attributes
-        self.registry_digest = registry.digest()
+        self.applier = RecordApplier(settings, client, runs, registry, lease, clock, self.design)
         self._missing: set[str] = set()  # job ids the last full pass did not find
         # The full reconciliation's own pace: at most a quarter of the key's query budget.
         self.full_budget = TokenBucket(max(1, settings.alloy_query_per_minute // 4), burst=1)
@@ -280,92 +272,6 @@ class Poller:
         POLL_ITEMS.labels(kind=kind).inc(count)
         SYNC_LAST_SUCCESS.set(time.time())
 
-    # --- applying one item --------------------------------------------------------------------
-
     async def apply(self, item: Item, read_ms: int) -> None:
-        """Bring one job record into the store and act on what changed. `read_ms` is the Redis time
-        just before the view was requested (it orders views; see `JobStore.begin_request`).
-
-        What to do is decided by `model.versions` (pure); this carries it out. Acting on a version
-        is recorded only once it is done: a pass that dies half-way is finished by the next
-        sighting of the item (see state/jobs.py)."""
-        if item.designCode != self.settings.jobs_design:
-            return
-        now = self.clock()
-        definition = read_definition(item, self.codes)
-        state = validate_job(definition, self.registry, self.settings, now)
-        stand = await self.store.apply_definition(
-            self._lease,
-            item.itemId,
-            definition.fingerprint,
-            decision_for(definition, state),
-            format_alloy_datetime(now),
-            definition.run_count,
-        )
-        await self.store.remember_item(item, read_ms, title=definition.title)
-        if stand.needs_action(self.registry_digest):
-            # Decide as of when this version appeared (a run-at time's horizon, a schedule's start),
-            # unless only the task registry changed: then the schedule starts now.
-            seen_at = parse_alloy_datetime(stand.changed) if stand.is_new and stand.changed else now
-            if seen_at != now:
-                state = validate_job(definition, self.registry, self.settings, seen_at)
-            decision = decision_for(definition, state)
-            logger.info(
-                "acting on job definition",
-                item_id=item.itemId,
-                version=stand.version,
-                state=decision.phase.value,
-            )
-            await self._carry_out(plan_version(state, stand.version, seen_at, self.clock()))
-            await self.store.mark_acted(
-                self._lease, item.itemId, stand.version, self.registry_digest, decision
-            )
-        if definition.run_requested:
-            await self._on_run_requested(state, stand.version, read_ms)
-
-    async def _carry_out(self, plan: VersionPlan) -> None:
-        """Schedule first, then runs, then events: what the plan says, in its order."""
-        if plan.schedule is not None:
-            await self.schedules.put(self._lease, plan.schedule)
-        elif plan.remove_schedule:
-            await self.schedules.remove(self._lease, plan.item_id)
-        for request in plan.runs:
-            await self._submit(request)
-        for event in plan.events:
-            await self.outbox.append_fenced(self._lease, event)
-
-    async def _on_run_requested(self, state: JobState, version: int, read_ms: int) -> None:
-        """Run once more and reset the flag. Every step is idempotent and repeated while the request
-        is in hand (not reset yet): the run exists before its reset is sent, so neither is lost."""
-        request, new = await self.store.begin_request(self._lease, state.item_id, read_ms)
-        if not request:
-            return  # a view that may predate our last reset
-        plan = plan_request(state, version, request)
-        if plan.run is not None:
-            await self._submit(plan.run)
-        if new:
-            logger.info("run requested", item_id=state.item_id, request=request)
-        await self.store.add_request_reset(self._lease, state.item_id, request, plan.reset)
-
-    async def _submit(self, request: RunRequest) -> None:
-        created = await asyncio.to_thread(self.runs.submit, request, self._lease)
-        if created:
-            logger.info("run enqueued", run_id=request.run_id, task=request.task_label)
-
-
-def decision_for(definition: JobDefinition, state: JobState) -> JobDecision:
-    """What the jobs page and the worker's checks read about a job: its phase and summary."""
-    if isinstance(state, JobSpec):
-        phase = JobPhase.VALID
-    elif isinstance(state, DisabledJob):
-        phase = JobPhase.DISABLED
-    else:
-        phase = JobPhase.INVALID
-    return JobDecision(
-        title=definition.title,
-        phase=phase,
-        task=task_label(state.steps) if isinstance(state, JobSpec) else str(definition.task or ""),
-        schedule=str(definition.schedule or ""),
-        timezone=str(definition.timezone or "") or "UTC",
-        invalid=state.message if isinstance(state, InvalidJob) else "",
-    )
+        """Bring one job record into the store and act on it (serve/applier.py)."""
+        await self.applier.apply(item, read_ms)

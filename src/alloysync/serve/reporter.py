@@ -38,6 +38,8 @@ from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.log import get_logger
 from alloysync.metrics import OUTBOX_EVENTS, OUTBOX_OLDEST_AGE, REPORTER_EVENTS, REPORTER_WRITES
 from alloysync.model.events import Event
+from alloysync.model.job_options import ALL_FEATURES
+from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
 from alloysync.state.jobs import JobStore
 from alloysync.state.outbox import Entry, EntryId, Outbox, entry_key
@@ -101,8 +103,11 @@ class Reporter:
         budget: TokenBucket | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
         claim_every: float = CLAIM_EVERY,
+        features: DesignFeatures | None = None,
     ) -> None:
         self.settings = settings
+        # Optional attributes the jobs design lacks are never written (their feature is off).
+        self.design = features or DesignFeatures()
         self.alloy = alloy
         self.store = JobStore(client)
         self.outbox = Outbox(client)
@@ -211,7 +216,13 @@ class Reporter:
         if not logical:  # only events older than what is already on the record
             await self._acknowledge(write)
             return
-        attributes = {getattr(self.codes, name): value for name, value in logical.items()}
+        unwritten = ALL_FEATURES - self.design.fields
+        attributes = {
+            getattr(self.codes, name): value for name, value in logical.items() if name not in unwritten
+        }
+        if not attributes:  # only attributes this design does not have
+            await self._acknowledge(write)
+            return
         signature = await self.store.known_signature(write.item_id)
         try:
             item = await self.alloy.update_owned(write.item_id, attributes, signature=signature)
@@ -248,6 +259,10 @@ class Reporter:
         await self.store.remember_item(item)  # the signature our edit returned: the newest there is
         if logical.get("run_requested") is False:
             await self.store.finish_request(write.item_id)
+        if logical.get("cancel_requested") is False:
+            await self.store.finish_request(write.item_id, flag="cancel")
+        if "backfill" in logical and logical["backfill"] is None:
+            await self.store.finish_request(write.item_id, flag="backfill")
         await self._acknowledge(write)
 
     def _release_waiting(self) -> None:

@@ -1,23 +1,43 @@
 """The gauges that describe shared state, sampled by every `serve` replica: outbox, queues, live
-workers, jobs by status, sync lag, and serve's heartbeat."""
+workers, jobs by status, the per-job gauges (overdue, last success, MaxAge, failure streak), sync
+lag, and serve's heartbeat.
+
+The per-job gauges are rebuilt from the job store at every sample: a job that no longer qualifies
+(deleted, its MaxAge removed, its failure streak back to 0 or paused, its title changed) loses
+its series at the next sample instead of exporting its last value forever."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 import redis.asyncio as aioredis
+from prometheus_client import Gauge
 from redis.exceptions import RedisError
 
 from alloysync.log import get_logger
-from alloysync.metrics import JOBS, QUEUE_MESSAGES, SYNC_LAG, WORKERS, beat
+from alloysync.metrics import (
+    JOB_CONSECUTIVE_FAILURES,
+    JOB_LAST_SUCCESS,
+    JOB_MAX_AGE,
+    JOB_TITLE_LABEL_MAX,
+    JOBS,
+    JOBS_OVERDUE,
+    QUEUE_MESSAGES,
+    SYNC_LAG,
+    WORKERS,
+    beat,
+)
 from alloysync.model.events import Status
 from alloysync.model.registry import TaskRegistry
+from alloysync.model.times import parse_alloy_datetime
 from alloysync.serve.reporter import sample_outbox
 from alloysync.serve.web import job_summary
 from alloysync.settings import Settings
 from alloysync.state.jobs import JobStore
 from alloysync.state.queue_stats import QueueStats
+from alloysync.state.records import JobPhase, JobRecord
 from alloysync.state.sync import SyncState
 
 logger = get_logger(__name__)
@@ -26,11 +46,12 @@ SAMPLE_INTERVAL = 5.0
 
 
 async def sample_forever(settings: Settings, client: aioredis.Redis, registry: TaskRegistry) -> None:
-    """Refresh the gauges that describe shared state (outbox, queues, workers) and the heartbeat."""
+    """Refresh the gauges that describe shared state (outbox, queues, workers, jobs) and the heartbeat."""
     queues = sorted(set(settings.worker_queues) | registry.queues())
     stats = QueueStats(client)
     sync = SyncState(client)
     store = JobStore(client)
+    per_job = PerJobGauges()
     while True:
         try:
             beat("serve")
@@ -38,7 +59,9 @@ async def sample_forever(settings: Settings, client: aioredis.Redis, registry: T
             for queue in queues:
                 QUEUE_MESSAGES.labels(queue=queue).set(await stats.waiting_messages(queue))
             WORKERS.set(await stats.live_workers(time.time() - settings.worker_heartbeat_timeout))
-            await count_jobs(store)
+            jobs = await store.jobs()
+            count_jobs(jobs)
+            per_job.update(jobs)
             synced_through = await sync.synced_through()
             if synced_through is not None:
                 SYNC_LAG.set(max(0.0, time.time() - synced_through.timestamp()))
@@ -47,12 +70,72 @@ async def sample_forever(settings: Settings, client: aioredis.Redis, registry: T
         await asyncio.sleep(SAMPLE_INTERVAL)
 
 
-async def count_jobs(store: JobStore) -> None:
-    """Set the jobs-by-status gauge from the job store (the view the jobs page shows)."""
+def count_jobs(jobs: Iterable[JobRecord]) -> None:
+    """Set the jobs-by-status gauge from the job records (the view the jobs page shows)."""
     counts = dict.fromkeys([*(status.value for status in Status), "Paused"], 0)
-    for job in await store.jobs():
+    for job in jobs:
         status = job_summary(job)["status"]
         if status in counts:
             counts[status] += 1
     for status, count in counts.items():
         JOBS.labels(status=status).set(count)
+
+
+JobLabels = tuple[str, str]  # (item_id, title)
+
+
+def job_labels(job: JobRecord) -> JobLabels:
+    return (job.item_id, job.title[:JOB_TITLE_LABEL_MAX])
+
+
+def per_job_values(jobs: Iterable[JobRecord]) -> dict[Gauge, dict[JobLabels, float]]:
+    """What each per-job gauge should export now: gauge → labels → value.
+
+    Jobs with a MaxAge get `alloysync_jobs_overdue` (1 or 0) and `alloysync_job_max_age_seconds`,
+    and `alloysync_job_last_success_timestamp_seconds` once they have succeeded; jobs failing right
+    now get `alloysync_job_consecutive_failures`, unless they are paused (their owner stopped them;
+    the streak stays on the record until the next success, but it no longer alarms anyone).
+    """
+    values: dict[Gauge, dict[JobLabels, float]] = {
+        JOBS_OVERDUE: {},
+        JOB_MAX_AGE: {},
+        JOB_LAST_SUCCESS: {},
+        JOB_CONSECUTIVE_FAILURES: {},
+    }
+    for job in jobs:
+        labels = job_labels(job)
+        if job.max_age_seconds is not None:
+            values[JOBS_OVERDUE][labels] = 1.0 if job.overdue else 0.0
+            values[JOB_MAX_AGE][labels] = job.max_age_seconds
+            last_success = _timestamp(job.last_succeeded)
+            if last_success is not None:
+                values[JOB_LAST_SUCCESS][labels] = last_success
+        if job.consecutive_failures >= 1 and job.phase is not JobPhase.DISABLED:
+            values[JOB_CONSECUTIVE_FAILURES][labels] = float(job.consecutive_failures)
+    return values
+
+
+def _timestamp(alloy_datetime: str) -> float | None:
+    """Unix time of an Alloy DateTime text; None when there is none (or it cannot be read)."""
+    if not alloy_datetime:
+        return None
+    try:
+        return parse_alloy_datetime(alloy_datetime).timestamp()
+    except ValueError:
+        return None
+
+
+class PerJobGauges:
+    """The per-job gauges of this process, replaced as a whole at each `update`: the series set
+    last time and not wanted now are removed."""
+
+    def __init__(self) -> None:
+        self._exported: dict[Gauge, set[JobLabels]] = {}
+
+    def update(self, jobs: Iterable[JobRecord]) -> None:
+        for gauge, wanted in per_job_values(jobs).items():
+            for labels, value in wanted.items():
+                gauge.labels(*labels).set(value)
+            for stale in self._exported.get(gauge, set()) - wanted.keys():
+                gauge.remove(*stale)
+            self._exported[gauge] = set(wanted)

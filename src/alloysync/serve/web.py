@@ -7,20 +7,27 @@ Routes:
                          ALLOYSYNC_WEBHOOK_MAX_BYTES) names item ids; they are queued for the active
                          poller to sync now (whichever replica received the call).
   GET  /metrics          Prometheus exposition of this process.
-  GET  /                 active jobs page (server-rendered HTML, refreshes itself; ?status= filters).
-  GET  /jobs/{id}        one job with its recent runs (HTML).
-  GET  /api/jobs         the jobs as JSON (?status= filters); GET /api/jobs/{id} one job with runs.
+  GET  /                 active jobs page (Jinja2 templates, refreshes itself; ?status= filters), with
+                         each job's last outcomes as a strip.
+  GET  /jobs/{id}        one job with its duration chart and recent runs (HTML).
+  GET  /jobs/{id}/runs/{run id}
+                         one run: its times, attempts, error, step results and log (HTML).
+  GET  /api/jobs         the jobs as JSON (?status= filters); GET /api/jobs/{id} one job with runs;
+                         GET /api/jobs/{id}/runs/{run id} one run in full.
   GET  /healthz          liveness, and whether this replica is the active poller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp_jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,15 +37,26 @@ from alloysync.metrics import WEBHOOK_REQUESTS
 from alloysync.model.times import parse_alloy_datetime
 from alloysync.serve import pages
 from alloysync.settings import Settings
-from alloysync.state.jobs import JobStore
+from alloysync.state.jobs import JobStore, RunOutcome
 from alloysync.state.records import JobPhase, JobRecord, RunPhase, RunRecord
+from alloysync.state.run_logs import RunLogReader
 from alloysync.state.sync import SyncState
 
 logger = get_logger(__name__)
 
 ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_ITEMS_PER_CALL = 1000
-STATUS_FILTERS = ("Scheduled", "Queued", "Running", "Succeeded", "Failed", "Invalid", "Paused")
+STATUS_FILTERS = (
+    "Scheduled",
+    "Queued",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Overdue",
+    "Cancelled",
+    "Invalid",
+    "Paused",
+)
 
 
 class WebhookBodyError(ValueError):
@@ -47,8 +65,10 @@ class WebhookBodyError(ValueError):
 
 def build_app(settings: Settings, client: aioredis.Redis, is_leader: Callable[[], bool]) -> web.Application:
     store = JobStore(client)
+    run_logs = RunLogReader(client)
     sync = SyncState(client)
     app = web.Application(client_max_size=settings.webhook_max_bytes)
+    pages.setup(app)
 
     async def webhook(request: web.Request) -> web.Response:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
@@ -101,31 +121,120 @@ def build_app(settings: Settings, client: aioredis.Redis, is_leader: Callable[[]
         if job is None:
             return _error(404, f"no job with item id {item_id!r}")
         summary = job_summary(job)
-        summary["runs"] = [run_summary(run) for run in await store.recent_runs(item_id)]
+        recent = await store.recent_runs(item_id)
+        logs = await run_logs.many([run.run_id for run in recent])
+        summary["runs"] = [{**run_summary(run), "log": log} for run, log in zip(recent, logs, strict=True)]
         return web.json_response(summary)
+
+    async def run_json(request: web.Request) -> web.Response:
+        item_id, run_id = request.match_info["item_id"], request.match_info["run_id"]
+        run = await _run_of(item_id, run_id)
+        if run is None:
+            return _error(404, f"no run {run_id!r} of a job with item id {item_id!r}")
+        return web.json_response(run_detail(run, await run_logs.lines(run_id)))
 
     async def index(request: web.Request) -> web.Response:
         status = _status_filter(request)
         rows = [job_summary(job) for job in await store.jobs()]
-        html = pages.jobs_page(rows, status, STATUS_FILTERS, leader=is_leader())
-        return web.Response(text=html, content_type="text/html")
+        shown = sorted(
+            (row for row in rows if status is None or row["status"] == status),
+            key=lambda row: ((row["title"] or row["item_id"]).casefold(), row["item_id"]),
+        )
+        outcomes = await store.recent_outcomes([row["item_id"] for row in shown], pages.STRIP_LENGTH)
+        leader = is_leader()
+
+        def context() -> dict[str, Any]:
+            return {
+                "refresh": pages.REFRESH_SECONDS,
+                "total": len(rows),
+                "role": "active poller" if leader else "standby replica",
+                "status": status,
+                "filters": [
+                    {
+                        "name": name,
+                        "on": status == name,
+                        "count": sum(1 for row in rows if row["status"] == name),
+                    }
+                    for name in STATUS_FILTERS
+                ],
+                "strip_length": pages.STRIP_LENGTH,
+                "rows": [
+                    {
+                        "job": row,
+                        "href": pages.job_href(row["item_id"]),
+                        "strip": pages.outcome_strip(
+                            row["item_id"], [outcome_summary(run) for run in outcomes[row["item_id"]]]
+                        ),
+                    }
+                    for row in shown
+                ],
+            }
+
+        return await _html(request, "jobs.html", context)
 
     async def job_page(request: web.Request) -> web.Response:
         item_id = request.match_info["item_id"]
         job = await store.job(item_id)
         if job is None:
-            return web.Response(text=pages.not_found_page(item_id), content_type="text/html", status=404)
+            return await _not_found(request, f"No job with item id {item_id}.")
+        runs = [
+            {**run_summary(run), "href": pages.run_href(item_id, run.run_id)}
+            for run in await store.recent_runs(item_id)
+        ]
+        return await _html(
+            request,
+            "job.html",
+            lambda: {
+                "refresh": pages.REFRESH_SECONDS,
+                "job": job_summary(job),
+                "runs": runs,
+                "chart": pages.duration_chart(item_id, runs),
+            },
+        )
+
+    async def run_page(request: web.Request) -> web.Response:
+        item_id, run_id = request.match_info["item_id"], request.match_info["run_id"]
+        job = await store.job(item_id)
+        run = await _run_of(item_id, run_id) if job is not None else None
+        if job is None or run is None:
+            return await _not_found(request, f"No run {run_id} of a job with item id {item_id}.")
         summary = job_summary(job)
-        runs = [run_summary(run) for run in await store.recent_runs(item_id)]
-        return web.Response(text=pages.job_page(summary, runs), content_type="text/html")
+        detail = run_detail(run, await run_logs.lines(run_id))
+
+        def context() -> dict[str, Any]:
+            log, log_hidden = pages.log_lines(detail)
+            return {
+                # An ended run does not change any more; one in progress is watched.
+                "refresh": None if detail["state"] in pages.ENDED_STATES else pages.REFRESH_SECONDS,
+                "job": summary,
+                "job_href": pages.job_href(item_id),
+                "run": detail,
+                "ended_states": pages.ENDED_STATES,
+                "results": pages.step_results(detail),
+                "log": log,
+                "log_hidden": log_hidden,
+            }
+
+        return await _html(request, "run.html", context)
+
+    async def _run_of(item_id: str, run_id: str) -> RunRecord | None:
+        """The run, if it is one of this job's (a run id names its item, but the record says)."""
+        run = await store.run(run_id)
+        return run if run is not None and run.item_id == item_id else None
+
+    async def _not_found(request: web.Request, message: str) -> web.Response:
+        context = {"refresh": pages.REFRESH_SECONDS, "message": message}
+        return await _html(request, "not_found.html", lambda: context, status=404)
 
     app.router.add_post("/webhooks/alloy", webhook)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/jobs", jobs_json)
     app.router.add_get("/api/jobs/{item_id}", job_json)
+    app.router.add_get("/api/jobs/{item_id}/runs/{run_id}", run_json)
     app.router.add_get("/", index)
     app.router.add_get("/jobs/{item_id}", job_page)
+    app.router.add_get("/jobs/{item_id}/runs/{run_id}", run_page)
     return app
 
 
@@ -186,13 +295,34 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
         "next_run": job.view.next_run,
         "run_count": job.view.run_count or job.run_count,
         "version": job.version,
+        # Run control and outcomes ('' / 0 / False where the job has none).
+        "overlap": job.overlap,
+        "concurrency_key": job.concurrency_key,
+        "waiting_runs": job.waiting_runs,
+        "backfill": job.backfill_progress,
+        "consecutive_failures": job.consecutive_failures,
+        "last_succeeded": job.last_succeeded,
+        "overdue": job.overdue,
+        "max_age": pages.max_age_text(job.max_age_seconds),
+        "notify": ", ".join(_shown_target(target) for target in job.notify),
     }
+
+
+def _shown_target(target: str) -> str:
+    """A Notify target for the page: an address as is, a URL by its origin only (its path or query
+    may carry a token)."""
+    parts = urlsplit(target)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}/…"
+    return target
 
 
 def run_summary(run: RunRecord) -> dict[str, Any]:
     """The job page / API view of a run record. `attempts` are those of the step that needed most
     (retries + 1): a pipeline whose steps each ran once shows 1."""
-    shows_error = run.phase in (RunPhase.FAILED, RunPhase.SKIPPED, RunPhase.RUNNING, RunPhase.QUEUED)
+    shows_error = run.phase in (
+        RunPhase.FAILED, RunPhase.SKIPPED, RunPhase.CANCELLED, RunPhase.RUNNING, RunPhase.QUEUED
+    )  # fmt: skip
     return {
         "run_id": run.run_id,
         "kind": run.kind,
@@ -208,11 +338,61 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
     }
 
 
+def outcome_summary(outcome: RunOutcome) -> dict[str, Any]:
+    """The jobs page's view of a run in a strip (the keys of `run_summary` that it needs)."""
+    return {
+        "run_id": outcome.run_id,
+        "state": outcome.state,
+        "scheduled_at": outcome.scheduled_at,
+        "created": outcome.created,
+        "started": outcome.started,
+        "duration": _seconds_between(outcome.started, outcome.finished),
+        "error": outcome.error if outcome.state != RunPhase.SUCCEEDED else "",
+    }
+
+
+def run_detail(run: RunRecord, log: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run page / API view of one run: its summary with its item, steps, worker, step results
+    and log (`log`: `{"at", "level", "text"}` lines, empty while none are kept)."""
+    detail = run_summary(run)
+    detail.update(
+        {
+            "item_id": run.item_id,
+            "steps": list(run.steps),
+            "step": run.step,
+            "worker": run.worker,
+            "source": run.source,
+            "version": run.version,
+            "step_results": [
+                {"step": step, "task": run.steps[step] if step < len(run.steps) else "", "result": result}
+                for step, result in sorted(run.step_results.items())
+            ],
+        }
+    )
+    detail["log"] = log or []
+    return detail
+
+
 def _seconds_between(start: str, end: str) -> float | None:
     if not start or not end:
         return None
     seconds = (parse_alloy_datetime(end) - parse_alloy_datetime(start)).total_seconds()
     return round(seconds, 3) if seconds >= 0 else None
+
+
+async def _html(
+    request: web.Request, template: str, context: Callable[[], dict[str, Any]], status: int = 200
+) -> web.Response:
+    """The page `template` with the values `context()` makes, both done in a thread so that a page of
+    many jobs does not hold up serve's event loop (poller, reporter, lease); gzip-compressed when the
+    browser accepts it (the jobs page refreshes itself every few seconds)."""
+
+    def render() -> str:
+        return aiohttp_jinja2.render_string(template, request, context())
+
+    response = web.Response(text=await asyncio.to_thread(render), content_type="text/html", status=status)
+    response.enable_compression()
+    return response
 
 
 def _status_filter(request: web.Request) -> str | None:

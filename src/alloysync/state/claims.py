@@ -36,8 +36,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -63,10 +64,30 @@ class Claim(StrEnum):
     DONE = "done"  # the run ended: drop
     MISSING = "missing"  # no such run (expired or never created): drop
     CANCELLED = "cancelled"  # the job was paused, made invalid or deleted before the run started
+    CALLED_OFF = "called-off"  # the run was cancelled (CancelRequested, Overlap replace): drop
+    WAITING = "waiting"  # no slot of its concurrency key is free: it waits in line, the message is done
 
     @property
     def should_run(self) -> bool:
         return self in (Claim.FIRST, Claim.REDELIVERED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a transition script answered: its code, and the runs it admitted in the ended run's
+    place (their first step must be sent; they are in runs:pending under `score` until then)."""
+
+    code: int | str
+    admitted: tuple[str, ...] = ()
+    score: int = 0
+
+    @classmethod
+    def parse(cls, reply: Any, with_score: bool = True) -> Outcome:
+        values = [value.decode() if isinstance(value, bytes) else value for value in reply]
+        code = values[0]
+        if not with_score or len(values) < 2:
+            return cls(code if isinstance(code, str) else int(code), tuple(str(v) for v in values[1:]))
+        return cls(int(code), tuple(str(value) for value in values[2:]), int(values[1]))
 
 
 class Claims:
@@ -79,6 +100,7 @@ class Claims:
         self._finish = scripts.register(client, "finish_step")
         self._fail = scripts.register(client, "fail_run")
         self._skip = scripts.register(client, "skip_run")
+        self._cancel = scripts.register(client, "cancel_run")
 
     def patiently(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried while Redis cannot be reached (see the module docstring)."""
@@ -113,7 +135,29 @@ class Claims:
         worker: str,
         deadline_ms: int,
         started: Event,
+        slot_limit: int = 1,
+        slot_waiting: Event | None = None,
     ) -> Claim:
+        """Claim step `step` for `message_id` (see the module docstring); a run of a concurrency
+        key claims a slot first (`slot_limit` at once) or waits in line (`slot_waiting` is its event)."""
+        claim, _admitted = self.claim_and_admit(
+            run, step, message_id, now, worker, deadline_ms, started, slot_limit, slot_waiting
+        )
+        return claim
+
+    def claim_and_admit(
+        self,
+        run: RunRecord,
+        step: int,
+        message_id: str,
+        now: str,
+        worker: str,
+        deadline_ms: int,
+        started: Event,
+        slot_limit: int = 1,
+        slot_waiting: Event | None = None,
+    ) -> tuple[Claim, Outcome]:
+        """`claim`, with the runs admitted when the claim ended the run instead (cancelled)."""
         run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
         args: list[str | int] = [
             message_id,
@@ -124,8 +168,12 @@ class Claims:
             started.wire(),
             started.reduced_attributes(),
             RUN_TTL,
+            slot_limit,
+            (slot_waiting or started).wire(),
         ]
-        return Claim(self.patiently("claim", lambda: self._claim(keys=run_keys, args=args)))
+        reply = self.patiently("claim", lambda: self._claim(keys=run_keys, args=args))
+        outcome = Outcome.parse(reply, with_score=False)
+        return Claim(str(outcome.code)), outcome
 
     def finish_step(
         self,
@@ -137,8 +185,23 @@ class Claims:
         now_ms: int,
         event: Event,
     ) -> int:
-        """Record a step's result. Returns the new run count after the last step, 0 after an
-        intermediate step (the run is then pending for its next step), -1 if we lost the step."""
+        """`finish_step_and_admit`'s code: the run count after the last step, 0 after an
+        intermediate step, -1 if we lost the step, -2 if the run was cancelled meanwhile."""
+        return int(self.finish_step_and_admit(run, step, message_id, now, result_json, now_ms, event).code)
+
+    def finish_step_and_admit(
+        self,
+        run: RunRecord,
+        step: int,
+        message_id: str,
+        now: str,
+        result_json: str,
+        now_ms: int,
+        event: Event,
+    ) -> Outcome:
+        """Record a step's result. The outcome's code is the new run count after the last step, 0
+        after an intermediate step (the run is then pending for its next step), -1 if we lost the
+        step, -2 if the run was cancelled meanwhile (the pipeline stops here)."""
         is_last = step == len(run.steps) - 1
         run_keys = [
             keys.run(run.run_id),
@@ -149,21 +212,49 @@ class Claims:
         ]
         args: list[str | int] = [message_id, step, now, result_json, "1" if is_last else "0", now_ms, RUN_TTL]
         args += [event.wire(), event.reduced_attributes()]
-        count: int = self.patiently("finish step", lambda: self._finish(keys=run_keys, args=args))
-        return count
+        reply = self.patiently("finish step", lambda: self._finish(keys=run_keys, args=args))
+        return Outcome.parse(reply)
 
     def fail(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> int:
-        """End the run as failed. Returns the new run count, -1 if we lost the step."""
+        """`fail_and_admit`'s code: the new run count, -1 if we lost the step."""
+        return int(self.fail_and_admit(run, message_id, now, error, event).code)
+
+    def fail_and_admit(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> Outcome:
+        """End the run as failed. The outcome's code is the new run count, -1 if we lost the step."""
         run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
         args: list[str | int] = [message_id, now, error, RUN_TTL, event.wire(), event.reduced_attributes()]
-        count: int = self.patiently("fail", lambda: self._fail(keys=run_keys, args=args))
-        return count
+        return Outcome.parse(self.patiently("fail", lambda: self._fail(keys=run_keys, args=args)))
+
+    def cancel(self, run: RunRecord, message_id: str, now: str, reason: str) -> Outcome:
+        """End a run whose step was interrupted because it was cancelled (never retried). The
+        outcome's code is 1, or -1 if we lost the step."""
+        args: list[str | int] = [message_id, now, reason, RUN_TTL]
+        reply = self.patiently(
+            "cancel", lambda: self._cancel(keys=[keys.run(run.run_id), keys.OUTBOX], args=args)
+        )
+        return Outcome.parse(reply)
+
+    def cancel_reason(self, run_id: str) -> str:
+        """Why a run is being cancelled ('' when it is not)."""
+        reason = self.patiently("cancel reason", lambda: self.client.hget(keys.run(run_id), "cancel"))
+        return str(reason or "")
+
+    def cancelling(self, run_ids: list[str]) -> set[str]:
+        """Which of `run_ids` are being cancelled (their worker must interrupt them)."""
+        if not run_ids:
+            return set()
+        flags = self.client.smismember(keys.RUNS_CANCELLING, run_ids)
+        return {run_id for run_id, flag in zip(run_ids, flags, strict=True) if flag}
 
     def record_attempt_error(self, run_id: str, error: str) -> None:
         self.patiently("attempt error", lambda: self.client.hset(keys.run(run_id), "error", error))
 
     def skip(self, run: RunRecord, now: str, reason: str, event: Event) -> bool:
-        """Skip a queued run nobody claimed (a stale fire); False if it was claimed meanwhile."""
+        """`skip_and_admit`: whether the run was skipped."""
+        return bool(self.skip_and_admit(run, now, reason, event).code)
+
+    def skip_and_admit(self, run: RunRecord, now: str, reason: str, event: Event) -> Outcome:
+        """Skip a queued run nobody claimed (a stale fire); code 0 if it was claimed meanwhile."""
         run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id)]
         args: list[str | int] = [now, reason, RUN_TTL, event.wire()]
-        return bool(self.patiently("skip", lambda: self._skip(keys=run_keys, args=args)))
+        return Outcome.parse(self.patiently("skip", lambda: self._skip(keys=run_keys, args=args)))

@@ -18,7 +18,8 @@ every action is idempotent (deterministic run ids, overwritten schedule entries,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,7 +28,26 @@ from alloysync.alloy.models import Item
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
 from alloysync.state.lease import fenced
-from alloysync.state.records import JobDecision, JobRecord, RunRecord, view_hash
+from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord, view_hash
+
+# The run fields the jobs page's outcome strips need (see `JobStore.recent_outcomes`).
+OUTCOME_FIELDS = ("state", "scheduled_at", "created", "started", "finished", "error")
+OUTCOME_ERROR_CHARS = 200
+OUTCOME_BATCH = 100  # jobs per script call: each call holds Redis for a few milliseconds at most
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What the jobs page's strip shows of a run: the run record's `OUTCOME_FIELDS` as stored
+    ('' where absent), the error cut to OUTCOME_ERROR_CHARS."""
+
+    run_id: str
+    state: str
+    scheduled_at: str
+    created: str
+    started: str
+    finished: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,8 @@ class JobVersion:
     acted: int  # the version last acted upon
     acted_registry: str  # the task registry's digest when it was acted upon
     changed: str  # when this version was first seen (Alloy's DateTime text)
+    now_version: int = 0  # the version whose once-now run was created
+    phase: str = ""  # the phase last decided (before this sighting, unless the version is new)
 
     @property
     def is_new(self) -> bool:
@@ -59,7 +81,10 @@ class JobStore:
         self._begin_request = scripts.register(client, "begin_request")
         self._append_request_reset = scripts.register(client, "append_request_reset")
         self._finish_request = scripts.register(client, "finish_request")
+        self._cancel_job = scripts.register(client, "cancel_job")
         self._remember_item = scripts.register(client, "remember_item")
+        self._recent_outcomes = scripts.register(client, "recent_outcomes")
+        self._mark_overdue = scripts.register(client, "mark_overdue")
 
     # --- poller side (fenced) ----------------------------------------------------------------
 
@@ -77,7 +102,9 @@ class JobStore:
             args=[lease, item_id, fingerprint, "" if run_count is None else str(run_count), _json(decided)],
         )
         fenced(result[0])
-        return JobVersion(int(result[0]), int(result[1]), str(result[2]), str(result[3]))
+        return JobVersion(
+            int(result[0]), int(result[1]), str(result[2]), str(result[3]), int(result[4]), str(result[5])
+        )
 
     async def mark_acted(
         self, lease: str, item_id: str, version: int, registry_digest: str, decision: JobDecision
@@ -92,26 +119,55 @@ class JobStore:
         forget_keys = [keys.LEASE, keys.job(item_id), keys.JOBS, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
         fenced(await self._forget_job(keys=forget_keys, args=[lease, item_id]))
 
-    async def begin_request(self, lease: str, item_id: str, read_ms: int) -> tuple[int, bool]:
-        """RunRequested seen on a view of the item requested at `read_ms` (Redis time, see `now_ms`):
-        (request number, whether it is new).
+    async def begin_request(
+        self, lease: str, item_id: str, read_ms: int, flag: str = "request"
+    ) -> tuple[int, bool]:
+        """A request flag (`request`: RunRequested, `cancel`: CancelRequested) seen set on a view of
+        the item requested at `read_ms` (Redis time, see `now_ms`): (request number, whether new).
 
         A request already in hand (not reset yet) answers its own number again, so that a pass
         that died half-way finishes the job; a view requested before our last reset landed answers
         0 (it may be older than the reset: if the user set the flag again, the next pass sees it)."""
-        result = await self._begin_request(keys=[keys.LEASE, keys.job(item_id)], args=[lease, read_ms])
+        result = await self._begin_request(keys=[keys.LEASE, keys.job(item_id)], args=[lease, read_ms, flag])
         return fenced(result[0]), bool(result[1])
 
-    async def add_request_reset(self, lease: str, item_id: str, request: int, event: Event) -> None:
-        """Append the reset of RunRequested for request number `request` (once per request)."""
+    async def add_request_reset(
+        self, lease: str, item_id: str, request: int, event: Event, flag: str = "request"
+    ) -> None:
+        """Append the reset of the flag for request number `request` (once per request)."""
         reset_keys = [keys.LEASE, keys.job(item_id), keys.OUTBOX]
-        fenced(await self._append_request_reset(keys=reset_keys, args=[lease, request, event.wire()]))
+        args: list[str | int] = [lease, request, event.wire(), flag]
+        fenced(await self._append_request_reset(keys=reset_keys, args=args))
+
+    async def cancel_job(
+        self, lease: str, item_id: str, now: str, reason: str
+    ) -> tuple[int, int, int, list[str]]:
+        """Cancel the job's waiting, queued and running runs (CancelRequested): (cancelled at once,
+        being interrupted by their worker, the Redis time, runs of other jobs admitted to the
+        concurrency slots this freed — their first step is to be sent)."""
+        reply = await self._cancel_job(
+            keys=[keys.LEASE, keys.OUTBOX], args=[lease, item_id, now, reason, RUN_TTL]
+        )
+        fenced(reply[0])
+        return int(reply[0]), int(reply[1]), int(reply[2]), [str(run_id) for run_id in reply[3:]]
+
+    async def mark_overdue(self, lease: str, item_id: str, last_succeeded: str, event: Event) -> bool:
+        """Mark the job overdue (serve's freshness check): `overdue` '1', the Overdue `event`, and a
+        notification of kind `overdue` when the job's NotifyOn asks for one. Refused (False) when the
+        job is overdue already, no longer valid or without a MaxAge, or its last success is no
+        longer `last_succeeded` (it succeeded since it was read)."""
+        message = str(event.attributes.get("message", ""))
+        reply = await self._mark_overdue(
+            keys=[keys.LEASE, keys.job(item_id), keys.OUTBOX, keys.NOTIFY],
+            args=[lease, item_id, last_succeeded, event.wire(), message, event.at],
+        )
+        return fenced(reply) == 1
 
     # --- reporter side -------------------------------------------------------------------------
 
-    async def finish_request(self, item_id: str) -> None:
-        """Our reset of RunRequested landed on Alloy: views requested before now are stale."""
-        await self._finish_request(keys=[keys.job(item_id)])
+    async def finish_request(self, item_id: str, flag: str = "request") -> None:
+        """Our reset of the flag landed on Alloy: views requested before now are stale."""
+        await self._finish_request(keys=[keys.job(item_id)], args=[flag])
 
     async def remember_item(self, item: Item, read_ms: int | None = None, title: str = "") -> None:
         """Cache the item's signature (for the reporter's next edit) unless a newer view's is cached.
@@ -142,24 +198,37 @@ class JobStore:
     # --- reads --------------------------------------------------------------------------------
 
     async def job(self, item_id: str) -> JobRecord | None:
-        fields = await self.client.hgetall(keys.job(item_id))
-        return JobRecord.from_hash(item_id, _text_hash(fields)) if fields else None
+        found = await self._records([item_id])
+        return found[0] if found else None
 
     async def job_ids(self) -> set[str]:
         members = await self.client.smembers(keys.JOBS)
         return {str(member) for member in members}
 
     async def jobs(self) -> list[JobRecord]:
-        ids = sorted(await self.job_ids())
+        return await self._records(sorted(await self.job_ids()))
+
+    async def _records(self, ids: Sequence[str]) -> list[JobRecord]:
+        """The job records of `ids` (those that exist), with how many runs wait their turn."""
         async with self.client.pipeline(transaction=False) as pipe:
             for item_id in ids:
                 pipe.hgetall(keys.job(item_id))
-            rows: list[dict[str, str]] = await pipe.execute()
-        return [
-            JobRecord.from_hash(item_id, _text_hash(row))
-            for item_id, row in zip(ids, rows, strict=True)
-            if row
-        ]
+                pipe.llen(keys.job_waiting(item_id))
+                pipe.llen(keys.job_backfill(item_id))
+            replies: list[Any] = await pipe.execute()
+        records = []
+        for index, item_id in enumerate(ids):
+            row, waiting, backfill = replies[3 * index : 3 * index + 3]
+            if row:
+                record = JobRecord.from_hash(item_id, _text_hash(row))
+                records.append(
+                    replace(record, waiting_runs=int(waiting) + int(backfill), backfill_waiting=int(backfill))
+                )
+        return records
+
+    async def note_backfill(self, item_id: str, runs: int, span: str) -> None:
+        """A backfill of `runs` runs over `span` was created (for the jobs page's progress)."""
+        await self.client.hset(keys.job(item_id), mapping={"backfill_total": runs, "backfill_span": span})
 
     async def recent_runs(self, item_id: str) -> list[RunRecord]:
         """The job's recent runs, newest first (as many as ALLOYSYNC_RUN_HISTORY keeps)."""
@@ -169,6 +238,28 @@ class JobStore:
                 pipe.hgetall(keys.run(run_id))
             rows: list[dict[str, str]] = await pipe.execute()
         return [RunRecord.from_hash(_text_hash(row)) for row in rows if row]
+
+    async def recent_outcomes(self, item_ids: Sequence[str], limit: int) -> dict[str, list[RunOutcome]]:
+        """The outcomes of each job's newest `limit` runs (newest first), for the jobs page; runs
+        whose record expired are left out. One pipelined round trip of `recent_outcomes.lua` calls,
+        each for a batch of jobs and answering one JSON text per job: a page of many jobs costs no
+        command per run."""
+        args: list[str | int] = [limit, keys.run(""), OUTCOME_ERROR_CHARS, *OUTCOME_FIELDS]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(item_ids), OUTCOME_BATCH):
+                batch_keys = [keys.job_runs(item) for item in item_ids[start : start + OUTCOME_BATCH]]
+                await self._recent_outcomes(keys=batch_keys, args=args, client=pipe)
+            replies: list[list[str]] = await pipe.execute()
+        texts = [text for reply in replies for text in reply]
+        return {
+            item_id: [RunOutcome(*row) for row in json.loads(text)]
+            for item_id, text in zip(item_ids, texts, strict=True)
+        }
+
+    async def run(self, run_id: str) -> RunRecord | None:
+        """One run record (None when unknown or expired)."""
+        fields = await self.client.hgetall(keys.run(run_id))
+        return RunRecord.from_hash({"run_id": run_id, **_text_hash(fields)}) if fields else None
 
 
 def _json(fields: dict[str, str]) -> str:

@@ -53,3 +53,13 @@ class WorkerRegistry:
             pipe.zrem(keys.WORKERS, worker_id)
             pipe.hdel(keys.WORKER_NAMES, worker_id)
             pipe.execute()
+
+
+def message_waiting(client: redis.Redis, queue: str, message_id: str) -> bool:
+    """Whether Dramatiq still holds message `message_id` for `queue`, ready or delayed, not yet
+    acknowledged by a worker (its body stays in `{queue}.msgs` until then)."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hexists(f"{DRAMATIQ_NAMESPACE}:{queue}.msgs", message_id)
+        pipe.hexists(f"{DRAMATIQ_NAMESPACE}:{queue}.DQ.msgs", message_id)
+        ready, delayed = pipe.execute()
+    return bool(ready or delayed)

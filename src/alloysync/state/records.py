@@ -24,13 +24,15 @@ class RunPhase(StrEnum):
 
     QUEUED = "queued"  # created, or between steps: a message for its current step is on a queue
     RUNNING = "running"  # a message owns the current step
+    WAITING = "waiting"  # for its job's previous run (Overlap, backfill) or a concurrency-key slot
     SUCCEEDED = "succeeded"  # the last step returned
     FAILED = "failed"  # a step failed for good
-    SKIPPED = "skipped"  # never ran: a stale fire, or its job was paused or made invalid first
+    SKIPPED = "skipped"  # never ran: a stale fire, Overlap skip, or its job was paused first
+    CANCELLED = "cancelled"  # CancelRequested or Overlap replace stopped it (not retried)
 
     @property
     def ended(self) -> bool:
-        return self in (RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.SKIPPED)
+        return self in (RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.SKIPPED, RunPhase.CANCELLED)
 
 
 class JobPhase(StrEnum):
@@ -45,6 +47,13 @@ class JobPhase(StrEnum):
 def _phase(enum: type[RunPhase] | type[JobPhase], text: str | None) -> Any:
     try:
         return enum(text) if text else None
+    except ValueError:
+        return None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
     except ValueError:
         return None
 
@@ -83,6 +92,19 @@ class RunRecord:
     error: str = ""
     attempts: int = 0  # attempts of the step that needed most (retries + 1)
     step_results: dict[int, Any] = field(default_factory=dict)
+    later_params: tuple[dict[str, Any], ...] = ()  # options of steps 2..
+    overlap: str = ""
+    concurrency_key: str = ""
+    title: str = ""  # the job's title when the run was created
+    cancel_reason: str = ""  # set when the run is being cancelled (the worker interrupts it)
+    waits_for: str = ""  # while waiting: 'job' (its job's previous run) or 'slot' (its concurrency key)
+    progress: str = ""  # e.g. "backfill 3/6"
+
+    def options_for(self, step: int) -> dict[str, Any]:
+        """The options step `step` is called with (step 0: the first step's Params)."""
+        if step == 0:
+            return self.params
+        return self.later_params[step - 1] if step - 1 < len(self.later_params) else {}
 
     @property
     def task_label(self) -> str:
@@ -129,6 +151,13 @@ class RunRecord:
             error=fields.get("error", ""),
             attempts=_int(fields.get("attempts")),
             step_results=results,
+            later_params=tuple(json.loads(fields.get("later_params") or "[]")),
+            overlap=fields.get("overlap", ""),
+            concurrency_key=fields.get("concurrency_key", ""),
+            title=fields.get("title", ""),
+            cancel_reason=fields.get("cancel", ""),
+            waits_for=fields.get("waits_for", ""),
+            progress=fields.get("progress", ""),
         )
 
 
@@ -151,6 +180,11 @@ def new_run_hash(request: RunRequest) -> dict[str, str]:
         "state": RunPhase.QUEUED.value,
         "step": "0",
         "owner": "",
+        "later_params": json.dumps(list(request.later_params), separators=(",", ":")),
+        "overlap": request.overlap,
+        "concurrency_key": request.concurrency_key,
+        "title": request.title,
+        "progress": request.progress,
     }
 
 
@@ -181,16 +215,30 @@ class JobDecision:
     schedule: str
     timezone: str
     invalid: str  # why the job is invalid ('' otherwise)
+    overlap: str = ""
+    concurrency_key: str = ""
+    max_age: float | None = None
+    notify: str = ""  # the targets, comma-separated
+    notify_on: str = ""
+    now_version: int | None = None  # set when a once-now run of a version was created
 
     def to_hash(self) -> dict[str, str]:
-        return {
+        fields = {
             "title": self.title,
             "state": self.phase.value,
             "task": self.task,
             "schedule": self.schedule,
             "timezone": self.timezone,
             "invalid": self.invalid,
+            "overlap": self.overlap,
+            "concurrency_key": self.concurrency_key,
+            "max_age": "" if self.max_age is None else repr(self.max_age),
+            "notify": self.notify,
+            "notify_on": self.notify_on,
         }
+        if self.now_version is not None:
+            fields["now_version"] = str(self.now_version)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -207,6 +255,29 @@ class JobRecord:
     version: int = 0
     run_count: int = 0
     signature: str = ""
+    # Run control (decided by the poller from the optional attributes; '' where absent).
+    overlap: str = ""
+    concurrency_key: str = ""
+    # Outcomes and freshness (kept by the run scripts and serve's freshness check).
+    consecutive_failures: int = 0
+    last_succeeded: str = ""  # Alloy DateTime text of the last success ('' = none yet)
+    first_seen: str = ""  # when alloysync first saw the job (MaxAge counts from here before a success)
+    max_age_seconds: float | None = None  # MaxAge, None = no freshness deadline
+    overdue: bool = False
+    notify: tuple[str, ...] = ()
+    notify_on: str = ""
+    waiting_runs: int = 0  # runs waiting for the job's running run (Overlap, backfill)
+    backfill_waiting: int = 0  # backfill runs not started yet
+    backfill_total: int = 0  # runs of the latest backfill
+    backfill_span: str = ""
+
+    @property
+    def backfill_progress(self) -> str:
+        """`backfill 3/6` while a backfill is under way ('' otherwise)."""
+        if not self.backfill_total or not self.backfill_waiting:
+            return ""
+        return f"backfill {self.backfill_total - self.backfill_waiting}/{self.backfill_total}"
+
     view: JobView = JobView()
 
     @classmethod
@@ -223,6 +294,17 @@ class JobRecord:
             version=_int(fields.get("version")),
             run_count=_int(fields.get("run_count")),
             signature=fields.get("signature", ""),
+            overlap=fields.get("overlap", ""),
+            concurrency_key=fields.get("concurrency_key", ""),
+            consecutive_failures=_int(fields.get("consecutive_failures")),
+            last_succeeded=fields.get("last_succeeded", ""),
+            first_seen=fields.get("first_seen", ""),
+            max_age_seconds=_float(fields.get("max_age")),
+            overdue=fields.get("overdue") == "1",
+            notify=tuple(target for target in fields.get("notify", "").split(",") if target),
+            notify_on=fields.get("notify_on", ""),
+            backfill_total=_int(fields.get("backfill_total")),
+            backfill_span=fields.get("backfill_span", ""),
             view=JobView(
                 status=fields.get("view_status", ""),
                 message=fields.get("view_message", ""),

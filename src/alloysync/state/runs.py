@@ -13,23 +13,48 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 import redis
 
 from alloysync.model.events import Event
-from alloysync.model.runs import RunRequest
+from alloysync.model.runs import RunKind, RunRequest
+from alloysync.model.times import now_iso
 from alloysync.state import keys, scripts
 from alloysync.state.lease import LeaseLost
-from alloysync.state.records import RunRecord, new_run_hash
+from alloysync.state.records import RUN_TTL, RunRecord
 
 
 @dataclass(frozen=True)
 class NewRun:
-    """A run to create: the request, its record's fields and its Queued event."""
+    """A run to create: the request, its record's fields, and its event for each way creating it
+    can go (admitted: Queued; waiting for the job's running run; dropped by Overlap)."""
 
     request: RunRequest
     record: dict[str, str]
     queued: Event
+    waiting: Event
+    skipped: Event
+    dropped: Event
+    replaced_reason: str = "Cancelled: replaced by a newer run (Overlap replace)"
+
+
+class Created(IntEnum):
+    """What creating a run did (create_run.lua)."""
+
+    EXISTED = 0  # the run existed already (the idempotency key)
+    ADMITTED = 1  # queued: its first step is to be sent
+    WAITING = 2  # it waits for the job's running run (Overlap queue-one / replace, backfill)
+    DROPPED = 3  # Overlap skip (or queue-one with a run waiting already) recorded it as skipped
+
+
+@dataclass(frozen=True)
+class Creation:
+    """The answer for one run: what happened, and runs admitted because Overlap replace cancelled
+    queued runs of the job (their first step is to be sent too)."""
+
+    created: Created
+    admitted: tuple[str, ...] = ()
 
 
 class RunStore:
@@ -41,9 +66,12 @@ class RunStore:
         self._forget_pending = scripts.register(client, "forget_pending")
         self._reap = scripts.register(client, "reap_run")
 
-    def create(self, runs: Sequence[NewRun], now_ms: int, history_len: int, lease: str = "") -> list[bool]:
-        """Create the runs that do not exist yet (one pipelined batch); for each, whether it was
-        created. With `lease` (the poller's), nothing is created unless it still holds the lease."""
+    def create(
+        self, runs: Sequence[NewRun], now_ms: int, history_len: int, lease: str = ""
+    ) -> list[Creation]:
+        """Create the runs that do not exist yet (one pipelined batch), applying each run's Overlap
+        policy; for each, what happened. With `lease` (the poller's), nothing is created unless it
+        still holds the lease."""
         with self.client.pipeline(transaction=False) as pipe:
             for run in runs:
                 run_keys = [
@@ -61,16 +89,24 @@ class RunStore:
                     record_json,
                     run.queued.wire(),
                     lease,
+                    run.request.overlap,
+                    "backfill" if run.request.kind is RunKind.BACKFILL else "",
+                    run.waiting.wire(),
+                    run.skipped.wire(),
+                    run.dropped.wire(),
+                    now_iso(),
+                    run.replaced_reason,
+                    RUN_TTL,
                 ]
                 self._create_run(keys=run_keys, args=args, client=pipe)
-            results = [int(result) for result in pipe.execute()]
-        if any(result < 0 for result in results):
+            replies = pipe.execute()
+        results = [
+            [int(value) if index == 0 else str(value) for index, value in enumerate(reply)]
+            for reply in replies
+        ]
+        if any(int(result[0]) < 0 for result in results):
             raise LeaseLost("the poller lease moved to another serve replica")
-        return [bool(result) for result in results]
-
-    @staticmethod
-    def new_run(request: RunRequest, queued: Event) -> NewRun:
-        return NewRun(request, new_run_hash(request), queued)
+        return [Creation(Created(int(result[0])), tuple(str(v) for v in result[1:])) for result in results]
 
     def forget_pending(self, entries: Sequence[tuple[str, int | float]]) -> None:
         """Take runs out of runs:pending (their step was sent), each unless re-filed since its

@@ -26,12 +26,16 @@ from alloysync.enqueue import RunQueue
 from alloysync.log import get_logger
 from alloysync.metrics import RUN_DURATION, RUNS, RUNS_STARTED, SCHEDULE_LATENESS
 from alloysync.model.events import Event, Status
+from alloysync.model.outcomes import PipelineEnds, StepSleeps
 from alloysync.model.registry import TaskRegistry
 from alloysync.model.results import bounded_result, summarize_result, truncate
 from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
 from alloysync.settings import Settings
 from alloysync.state.claims import Claim, Claims
 from alloysync.state.records import RunRecord
+from alloysync.worker.execution import STEPS, RunCancelled, RunningStep, call_step
+from alloysync.worker.run_log import RunLogCapture
+from alloysync.worker.sleeps import sleep_step
 
 logger = get_logger(__name__)
 
@@ -53,6 +57,7 @@ class WorkerContext:
     runs: RunQueue
     worker_name: str
     time_limit: TimeLimit | None = None
+    run_log: RunLogCapture | None = None  # keeps each step's log lines with its run
 
     def disarm_time_limit(self) -> None:
         """Stop Dramatiq's time limit for the step running in this thread."""
@@ -90,13 +95,26 @@ def run_step(run_id: str, step: int) -> None:
         details={"task": task_label, "step": step, "worker": context.worker_name},
     )
     deadline_ms = _deadline_ms(message.options, now)
-    claim = context.claims.claim(
-        run, step, message.message_id, format_alloy_datetime(now), context.worker_name, deadline_ms, started
+    limit = context.settings.concurrency_limit(run.concurrency_key) if run.concurrency_key else 1
+    claim, outcome = context.claims.claim_and_admit(
+        run,
+        step,
+        message.message_id,
+        format_alloy_datetime(now),
+        context.worker_name,
+        deadline_ms,
+        started,
+        limit,
+        _slot_waiting_event(run, limit),
     )
     if not claim.should_run:
         logger.info("dropping message", reason=claim.value)
         if claim is Claim.CANCELLED:
             RUNS.labels(task=task_label, outcome="skipped").inc()
+        elif claim is Claim.CALLED_OFF:
+            RUNS.labels(task=task_label, outcome="cancelled").inc()
+        if outcome.admitted:
+            _send_admitted(context, outcome.admitted)
         return
     if step == 0 and not run.started:
         # The record was loaded before the claim set its start: the run started now.
@@ -105,20 +123,42 @@ def run_step(run_id: str, step: int) -> None:
         if run.scheduled_at:
             lateness = (now - parse_alloy_datetime(run.scheduled_at)).total_seconds()
             SCHEDULE_LATENESS.labels(task=task_label).observe(max(0.0, lateness))
-    log = logger.bind(task=run.steps[step], attempt=message.options.get("retries", 0) + 1)
+    attempt = int(message.options.get("retries", 0)) + 1
+    log = logger.bind(task=run.steps[step], attempt=attempt)
+    if context.run_log is not None:  # from here on, this thread's lines are kept with the run
+        step_log = context.run_log.begin(run_id, step)
+        if step == 0 and claim is Claim.FIRST:
+            context.run_log.note(step_log, f"created {run.created} by the {run.source or 'poller'}")
+        context.run_log.note(
+            step_log, f"step {step + 1} claimed by worker {context.worker_name} (attempt {attempt})"
+        )
     log.info("step started", claim=claim.value)
+    running = STEPS.enter(run_id)
     try:
         try:
-            result_json = _execute(context, run, step)
+            result_json = _execute(context, run, step, attempt, running)
         finally:
             context.disarm_time_limit()  # the step is over; only its bookkeeping is left
+            STEPS.leave(running)
+    except RunCancelled:
+        reason = run.cancel_reason or context.claims.cancel_reason(run_id) or "Cancelled"
+        _record(lambda: _end_cancelled(context, run, message.message_id, reason))
+        return
+    except StepSleeps as sleeps:  # wait.until: park the run, send this step again for later
+        parked = sleeps  # the except clause unbinds `sleeps`; the closure keeps this name
+        _record(lambda: sleep_step(context, run, step, message, parked))
+        return
+    except PipelineEnds as ending:  # the run ends here, succeeded; later steps do not run
+        ended = replace(run, steps=run.steps[: step + 1])
+        ended_json = json.dumps(ending.result, separators=(",", ":"), allow_nan=False, default=str)
+        _record(lambda: _end_step(context, ended, step, message.message_id, ended_json))
+        return
     except PermanentRunError as error:
         reason = str(error)
         _record(lambda: _end_failed(context, run, step, message.message_id, reason, attempts=1))
         return
     except (Exception, TimeLimitExceeded) as error:
         text = _describe(error, run.steps[step], message.options.get("time_limit"))
-        attempt = int(message.options.get("retries", 0)) + 1
         if attempt <= int(message.options.get("max_retries", 0)):
             context.claims.record_attempt_error(run_id, f"attempt {attempt}: {text}")
             log.warning("step failed, will retry", error=text)
@@ -148,15 +188,15 @@ def _deadline_ms(options: dict[str, Any], now: datetime) -> int:
     return int(now.timestamp() * 1000) + int(budget)
 
 
-def _execute(context: WorkerContext, run: RunRecord, step: int) -> str:
+def _execute(context: WorkerContext, run: RunRecord, step: int, attempt: int, running: RunningStep) -> str:
     registered = context.registry.get(run.steps[step])
     if registered is None:
         raise PermanentRunError(
             f"task {run.steps[step]!r} is not registered on this worker: check ALLOYSYNC_TASK_MODULES "
             f"(registered: {', '.join(context.registry.names()) or 'none'})"
         )
-    # The first step gets the job's Params; a later step gets the previous step's result.
-    result = registered.call(**run.params) if step == 0 else registered.call(run.step_results[step - 1])
+    # The first step gets the job's Params; a later step the previous step's result and its options.
+    result = call_step(registered, run, step, attempt, context.settings, running)
     try:
         return json.dumps(result, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -192,11 +232,17 @@ def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str
         details={"task": task_label, "outcome": "succeeded", "duration": round(duration, 3)},
     )
     now_ms = int(time.time() * 1000)
-    count = context.claims.finish_step(
+    outcome = context.claims.finish_step_and_admit(
         run, step, message_id, format_alloy_datetime(now), result_json, now_ms, event
     )
-    if count < 0:
+    count = int(outcome.code)
+    if count == -1:
         logger.warning("step result discarded: another delivery owns the step now")
+        return
+    if count == -2:
+        logger.info("run cancelled between steps", step=step)
+        RUNS.labels(task=task_label, outcome="cancelled").inc()
+        _send_admitted(context, outcome.admitted, outcome.score)
         return
     if count == 0:
         # Hand over to the next step. If this fails for good, the run is in runs:pending and
@@ -208,6 +254,7 @@ def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str
     RUNS.labels(task=task_label, outcome="succeeded").inc()
     RUN_DURATION.labels(task=task_label).observe(duration)
     logger.info("run succeeded", task=task_label, duration=round(duration, 3), run_count=count)
+    _send_admitted(context, outcome.admitted, outcome.score)
 
 
 def _end_failed(
@@ -218,7 +265,8 @@ def _end_failed(
     duration = _duration(run, now)
     where = f" at step {step + 1}/{len(run.steps)} ({run.steps[step]})" if len(run.steps) > 1 else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    text = truncate(f"Failed{where}{tries}: {error}", context.settings.message_max_chars)
+    tail = context.run_log.last_lines() if context.run_log is not None else []
+    text = failure_message(f"Failed{where}{tries}: {error}", tail, context.settings.message_max_chars)
     event = Event(
         run.item_id,
         "failed",
@@ -226,12 +274,58 @@ def _end_failed(
         run_id=run.run_id,
         details={"task": task_label, "outcome": "failed", "duration": round(duration, 3), "error": error},
     )
-    if context.claims.fail(run, message_id, format_alloy_datetime(now), error, event) < 0:
+    outcome = context.claims.fail_and_admit(run, message_id, format_alloy_datetime(now), error, event)
+    if outcome.code == -1:
         logger.warning("failure discarded: another delivery owns the step now")
         return
     RUNS.labels(task=task_label, outcome="failed").inc()
     RUN_DURATION.labels(task=task_label).observe(duration)
     logger.warning("run failed", task=task_label, error=error, attempts=attempts)
+    _send_admitted(context, outcome.admitted, outcome.score)
+
+
+def failure_message(head: str, log_tail: list[str], limit: int) -> str:
+    """A failed run's Message: what failed, ending with the last lines of its log, in `limit` chars."""
+    if not log_tail:
+        return truncate(head, limit)
+    lines: list[str] = []
+    budget = limit // 2  # at most half for the log; the error comes first
+    for line in reversed(log_tail):
+        if sum(len(kept) + 1 for kept in lines) + len(line) + 1 > budget:
+            break
+        lines.insert(0, line)
+    if not lines:
+        return truncate(head, limit)
+    ending = "\nLast log lines:\n" + "\n".join(lines)
+    return truncate(head, limit - len(ending)) + ending
+
+
+def _end_cancelled(context: WorkerContext, run: RunRecord, message_id: str, reason: str) -> None:
+    """The step was interrupted because the run was cancelled: end it, never retried."""
+    if context.run_log is not None and (step_log := context.run_log.current()) is not None:
+        context.run_log.note(step_log, f"interrupted: {reason}", level="warning")
+    outcome = context.claims.cancel(run, message_id, format_alloy_datetime(utc_now()), reason)
+    if outcome.code == -1:
+        logger.warning("cancellation discarded: another delivery owns the step now")
+        return
+    RUNS.labels(task=run.task_label, outcome="cancelled").inc()
+    logger.info("run cancelled", task=run.task_label, reason=reason)
+    _send_admitted(context, outcome.admitted, outcome.score)
+
+
+def _send_admitted(context: WorkerContext, run_ids: tuple[str, ...], score: int = 0) -> None:
+    """Send the first step of the runs whose turn this run's end (or cancel) gave them. If this
+    fails, they are in runs:pending and serve's recovery sends them (enqueue.py)."""
+    if run_ids:
+        context.claims.patiently("send admitted runs", lambda: context.runs.send_admitted(run_ids, score))
+
+
+def _slot_waiting_event(run: RunRecord, limit: int) -> Event:
+    message = (
+        f"Waiting for a slot of concurrency key {run.concurrency_key!r} "
+        f"(at most {limit} at once, ALLOYSYNC_CONCURRENCY_LIMITS)"
+    )
+    return Event(run.item_id, "waiting", {"status": Status.QUEUED, "message": message}, run_id=run.run_id)
 
 
 def _running_attributes(run: RunRecord, step: int, now: datetime) -> dict[str, Any]:
@@ -239,6 +333,8 @@ def _running_attributes(run: RunRecord, step: int, now: datetime) -> dict[str, A
         text = f"Running {run.steps[0]}"
     else:
         text = f"Running step {step + 1}/{len(run.steps)}: {run.steps[step]}"
+    if run.progress:
+        text += f" ({run.progress})"
     attributes: dict[str, Any] = {"status": Status.RUNNING, "message": text}
     if step == 0:
         attributes["last_run_started"] = format_alloy_datetime(now)

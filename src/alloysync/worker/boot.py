@@ -6,6 +6,8 @@ declares one queue per task queue, and installs the context the actor runs with.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 from dramatiq.middleware import Middleware, TimeLimit
 from dramatiq.middleware.prometheus import Prometheus
@@ -18,18 +20,33 @@ from alloysync.model.registry import DEFAULT_QUEUE, load_task_modules
 from alloysync.settings import load_settings
 from alloysync.state.claims import Claims
 from alloysync.state.connections import connect
+from alloysync.state.run_logs import RunLogWriter
 from alloysync.worker.actor import WorkerContext, install, run_step
-from alloysync.worker.middleware import LogContext, StaleFireSkipper, WorkerHeartbeat
+from alloysync.worker.middleware import (
+    CancelWatching,
+    LogContext,
+    RunLogFlushing,
+    StaleFireSkipper,
+    WorkerHeartbeat,
+)
+from alloysync.worker.run_log import RunLogCapture
 
 settings = load_settings()
 configure_logging(settings.log_level, settings.log_format, process="worker")
-registry = load_task_modules(settings.task_modules)
+registry = load_task_modules(settings.task_modules_to_load)
 client = connect(settings.effective_redis_url)
 
+# Each step's log lines are kept with its run (worker/run_log.py); warnings go through logging.
+run_log = RunLogCapture(RunLogWriter(client, settings.run_log_max_lines), settings)
+logging.getLogger().addHandler(run_log)
+logging.captureWarnings(True)
+skipper = StaleFireSkipper(client, settings.schedule_stale_after)
 worker_middleware: list[Middleware] = [
     LogContext(),
-    StaleFireSkipper(client, settings.schedule_stale_after),
+    skipper,
     WorkerHeartbeat(settings.worker_maintenance_interval, settings.worker_heartbeat_timeout),
+    CancelWatching(client, every_second=run_log.flush_all),
+    RunLogFlushing(run_log),
 ]
 if settings.worker_metrics_port:
     worker_middleware.insert(0, Prometheus())
@@ -41,12 +58,15 @@ dramatiq.Actor(
 for queue_name in sorted(settings.worker_queues or registry.queues()):
     broker.declare_queue(queue_name)
 
+runs = RunQueue(client, broker, registry, settings)
+skipper.send_admitted = runs.send_admitted
 install(
     WorkerContext(
         settings=settings,
         registry=registry,
         claims=Claims(client),
-        runs=RunQueue(client, broker, registry, settings),
+        runs=runs,
+        run_log=run_log,
         worker_name=process_name(),
         time_limit=next((m for m in broker.middleware if isinstance(m, TimeLimit)), None),
     )

@@ -31,7 +31,7 @@ def run_worker(
     settings: Settings, processes: int | None, threads: int | None, queues: list[str] | None
 ) -> int:
     try:
-        registry = load_task_modules(settings.task_modules)
+        registry = load_task_modules(settings.task_modules_to_load)
     except TaskModuleError as error:
         print(f"alloysync worker: {error}", file=sys.stderr)
         return 2

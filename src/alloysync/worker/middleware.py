@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
@@ -42,12 +43,15 @@ from alloysync.identity import process_name
 from alloysync.log import get_logger
 from alloysync.metrics import RUNS, beat
 from alloysync.model.events import Event, Status
+from alloysync.model.runs import RunKind
 from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
 from alloysync.settings import MissedRunPolicy
 from alloysync.state.claims import Claims
 from alloysync.state.queue_stats import WorkerRegistry
 from alloysync.state.records import RunRecord
 from alloysync.state.schedules import FireBook
+from alloysync.worker.execution import CancelWatcher
+from alloysync.worker.run_log import RunLogCapture
 
 logger = get_logger(__name__)
 
@@ -80,10 +84,16 @@ class LogContext(Middleware):
 
 
 class StaleFireSkipper(PeriodiqMiddleware):  # type: ignore[misc]
-    def __init__(self, client: redis.Redis, skip_delay: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        skip_delay: float,
+        send_admitted: Callable[[Sequence[str], int], None] | None = None,
+    ) -> None:
         super().__init__(skip_delay=skip_delay)
         self.claims = Claims(client)
         self.fires = FireBook(client)
+        self.send_admitted = send_admitted  # sends the runs a skipped run's end admitted
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
         scheduled_text = message.options.get("scheduled_at")
@@ -98,8 +108,8 @@ class StaleFireSkipper(PeriodiqMiddleware):  # type: ignore[misc]
             run = self.claims.load(run_id)
         except redis.RedisError:
             return  # cannot decide: let the actor run it (its claim waits for Redis)
-        if run is None or not run.recurring or not run.unclaimed:
-            return
+        if run is None or not run.recurring or run.kind != RunKind.CRON.value or not run.unclaimed:
+            return  # backfill runs carry their old scheduled time on purpose: never stale
         try:
             if not self._skips(run, lateness):
                 return
@@ -117,9 +127,12 @@ class StaleFireSkipper(PeriodiqMiddleware):  # type: ignore[misc]
             run_id=run_id,
             details={"task": run.task_label, "outcome": "skipped"},
         )
-        if self.claims.skip(run, format_alloy_datetime(now), reason, event):
+        outcome = self.claims.skip_and_admit(run, format_alloy_datetime(now), reason, event)
+        if outcome.code:
             RUNS.labels(task=run.task_label, outcome="skipped").inc()
             logger.info("stale fire skipped", lateness=round(lateness, 1), policy=run.missed_runs.value)
+            if outcome.admitted and self.send_admitted is not None:
+                self.send_admitted(outcome.admitted, outcome.score)
         raise SkipMessage(reason)
 
     def _skips(self, run: RunRecord, lateness: float) -> bool:
@@ -194,3 +207,36 @@ class WorkerHeartbeat(Middleware):
             broker.heartbeat()
         else:
             broker.maintain()
+
+
+class CancelWatching(Middleware):
+    """Runs the `CancelWatcher` thread in each worker process (worker/execution.py)."""
+
+    def __init__(self, client: redis.Redis, every_second: Callable[[], None] | None = None) -> None:
+        self.watcher = CancelWatcher(Claims(client), every_second=every_second)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.watcher.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.watcher.stop()
+
+
+class RunLogFlushing(Middleware):
+    """Ends the log capture of the step a message ran (worker/run_log.py), however it ended."""
+
+    def __init__(self, capture: RunLogCapture) -> None:
+        self.capture = capture
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self.capture.end_current()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.capture.end_current()

@@ -11,8 +11,9 @@
 -- decided_json  a JSON object of the decided fields, stored only with a new version
 --
 -- Stores a definition: a new version when its fingerprint is new.
--- Returns {version, acted version, acted registry digest, time the version was first seen},
--- or {-1} when the lease is lost.
+-- Records when alloysync first saw the job (`first_seen`, the decided `changed` of its first version).
+-- Returns {version, acted version, acted registry digest, time the version was first seen,
+-- the version whose once-now run was created, the phase last decided}, or {-1} when the lease is lost.
 if not holds_lease(KEYS[1], ARGV[1]) then return {-1} end
 redis.call('SADD', KEYS[3], ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[2], 'run_count', ARGV[4]) end
@@ -25,5 +26,6 @@ if redis.call('HGET', KEYS[2], 'fingerprint') ~= ARGV[3] then
   redis.call('HSET', KEYS[2], unpack(fields))
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
-local job = redis.call('HMGET', KEYS[2], 'version', 'acted', 'acted_registry', 'changed')
-return {tonumber(job[1]), tonumber(job[2] or '0'), job[3] or '', job[4] or ''}
+redis.call('HSETNX', KEYS[2], 'first_seen', redis.call('HGET', KEYS[2], 'changed') or '')
+local job = redis.call('HMGET', KEYS[2], 'version', 'acted', 'acted_registry', 'changed', 'now_version', 'state')
+return {tonumber(job[1]), tonumber(job[2] or '0'), job[3] or '', job[4] or '', tonumber(job[5] or '0'), job[6] or ''}

@@ -1,11 +1,11 @@
 -- finish_request(
 --   keys=[job],
---   args=[]
+--   args=[flag]
 -- )
 -- needs: helpers
 --
--- Our reset of RunRequested is on Alloy: a view requested before now may still show the flag set
+-- Our reset of the request flag ARGV[1] ('request' or 'cancel') is on Alloy: a view requested before now may still show the flag set
 -- and must not start another run (Redis time, shared by every serve replica). Returns now (ms).
 local now = now_ms()
-redis.call('HSET', KEYS[1], 'request_pending', '0', 'request_after', now)
+redis.call('HSET', KEYS[1], ARGV[1] .. '_pending', '0', ARGV[1] .. '_after', now)
 return now

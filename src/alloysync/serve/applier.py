@@ -1,0 +1,249 @@
+"""Applying one job record (in `serve`, leader only): store its definition, decide what it means,
+and carry that out — runs, the schedule entry, events, RunRequested, CancelRequested, Backfill.
+
+The poller (serve/poller.py) reads records from Alloy and hands each one here. What to do is
+decided by `model.versions` (pure); this module carries it out, in the plan's order, through the
+fenced stores. Guarantee: acting on a version is recorded only once it is done, so a pass that
+dies half-way is finished by the next sighting of the item (see state/jobs.py); every action is
+idempotent (deterministic run ids, overwritten schedule entries, repeated events, request numbers).
+
+The optional attributes (Overlap, ConcurrencyKey, Notify, NotifyOn, MaxAge, Backfill) are acted
+upon when they change, like a new task registry, but are not part of the definition: a change
+never creates a new version, so it never re-runs a once-now job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from alloysync.alloy.models import Item
+from alloysync.enqueue import RunQueue
+from alloysync.log import get_logger
+from alloysync.model.events import Event
+from alloysync.model.job_options import RunControl
+from alloysync.model.jobs import (
+    DisabledJob,
+    InvalidJob,
+    JobDefinition,
+    JobSpec,
+    JobState,
+    read_definition,
+    validate_job,
+)
+from alloysync.model.params import ParamsProblem, parse_params
+from alloysync.model.registry import TaskRegistry
+from alloysync.model.runs import RunRequest, task_label
+from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime
+from alloysync.model.versions import BackfillPlan, VersionPlan, plan_backfill, plan_request, plan_version
+from alloysync.serve.features import DesignFeatures
+from alloysync.settings import Settings
+from alloysync.state.jobs import JobStore
+from alloysync.state.lease import PollerLease
+from alloysync.state.outbox import Outbox
+from alloysync.state.records import JobDecision, JobPhase
+from alloysync.state.schedules import ScheduleStore
+
+logger = get_logger(__name__)
+
+CANCEL_REASON = "Cancelled by CancelRequested on the record"
+
+Clock = Callable[[], datetime]
+
+
+class RecordApplier:
+    """Carries out what one job record means; shared by the incremental, full and webhook passes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: aioredis.Redis,
+        runs: RunQueue,
+        registry: TaskRegistry,
+        lease: PollerLease,
+        clock: Clock,
+        design: DesignFeatures,
+    ) -> None:
+        self.settings = settings
+        self.store = JobStore(client)
+        self.schedules = ScheduleStore(client)
+        self.outbox = Outbox(client)
+        self.runs = runs
+        self.registry = registry
+        self.lease = lease
+        self.clock = clock
+        self.design = design
+        self.codes = settings.attributes
+        self.registry_digest = registry.digest()
+
+    @property
+    def _lease(self) -> str:
+        assert self.lease.value is not None, "the poller runs only while holding the lease"
+        return self.lease.value
+
+    async def apply(self, item: Item, read_ms: int) -> None:
+        """Bring one job record into the store and act on what changed. `read_ms` is the Redis time
+        just before the view was requested (it orders views; see `JobStore.begin_request`).
+
+        What to do is decided by `model.versions` (pure); this carries it out. Acting on a version
+        is recorded only once it is done: a pass that dies half-way is finished by the next
+        sighting of the item (see state/jobs.py)."""
+        if item.designCode != self.settings.jobs_design:
+            return
+        now = self.clock()
+        definition = read_definition(item, self.codes, self.design.fields)
+        state = validate_job(definition, self.registry, self.settings, now, self.design.fields)
+        stand = await self.store.apply_definition(
+            self._lease,
+            item.itemId,
+            definition.fingerprint,
+            decision_for(definition, state),
+            format_alloy_datetime(now),
+            definition.run_count,
+        )
+        await self.store.remember_item(item, read_ms, title=definition.title)
+        # The optional attributes (Overlap, Notify, MaxAge...) are acted upon when they change, like
+        # the task registry, without a new version: they never re-run a once-now job. So is a change
+        # of the phase they decide (a bad Backfill value making the job Invalid, or no longer).
+        acted_key = f"{self.registry_digest}:{definition.options_fingerprint}:{_phase(state).value}"
+        if stand.needs_action(acted_key):
+            # Decide as of when this version appeared (a run-at time's horizon, a schedule's start),
+            # unless only the task registry or an optional attribute changed: then from now.
+            seen_at = parse_alloy_datetime(stand.changed) if stand.is_new and stand.changed else now
+            if seen_at != now:
+                state = validate_job(definition, self.registry, self.settings, seen_at, self.design.fields)
+            now_created = stand.now_version == stand.version
+            plan = plan_version(state, stand.version, seen_at, self.clock(), now_run_created=now_created)
+            decision = decision_for(definition, state, stand.version if plan.runs else stand.now_version)
+            logger.info(
+                "acting on job definition",
+                item_id=item.itemId,
+                version=stand.version,
+                state=decision.phase.value,
+            )
+            if not stand.is_new and stand.phase == decision.phase.value:
+                # Same definition, same phase: keep what the record says (a Failed status stays).
+                plan = replace(plan, events=[])
+            await self._carry_out(plan)
+            await self.store.mark_acted(self._lease, item.itemId, stand.version, acted_key, decision)
+        if isinstance(state, JobSpec) and state.control.backfill is not None:
+            await self._on_backfill(state, stand.version, read_ms)
+        if definition.run_requested:
+            await self._on_run_requested(state, definition, stand.version, read_ms)
+        if definition.cancel_requested:
+            await self._on_cancel_requested(state, read_ms)
+
+    async def _carry_out(self, plan: VersionPlan) -> None:
+        """Schedule first, then runs, then events: what the plan says, in its order."""
+        if plan.schedule is not None:
+            await self.schedules.put(self._lease, plan.schedule)
+        elif plan.remove_schedule:
+            await self.schedules.remove(self._lease, plan.item_id)
+        for request in plan.runs:
+            await self._submit(request)
+        for event in plan.events:
+            await self.outbox.append_fenced(self._lease, event)
+
+    async def _on_run_requested(
+        self, state: JobState, definition: JobDefinition, version: int, read_ms: int
+    ) -> None:
+        """Run once more (with RunParams, when given) and reset the flag. Every step is idempotent
+        and repeated while the request is in hand (not reset yet): the run exists before its reset
+        is sent, so neither is lost."""
+        request, new = await self.store.begin_request(self._lease, state.item_id, read_ms)
+        if not request:
+            return  # a view that may predate our last reset
+        run_params, problem = None, ""
+        given = definition.run_params not in (None, "", {})
+        if isinstance(state, JobSpec) and given:
+            where = f"RunParams ({self.codes.run_params})"
+            try:
+                run_params = parse_params(
+                    definition.run_params, state.steps, self.registry, self.settings, where
+                )
+            except ParamsProblem as error:
+                problem = str(error)
+        plan = plan_request(state, version, request, run_params, problem, clear_run_params=given)
+        if plan.run is not None:
+            await self._submit(plan.run)
+        if new:
+            logger.info("run requested", item_id=state.item_id, request=request)
+        await self.store.add_request_reset(self._lease, state.item_id, request, plan.reset)
+
+    async def _on_cancel_requested(self, state: JobState, read_ms: int) -> None:
+        """Cancel the job's waiting, queued and running runs, then reset the flag (repeated while
+        the request is in hand: cancelling twice finds nothing more to cancel)."""
+        request, new = await self.store.begin_request(self._lease, state.item_id, read_ms, flag="cancel")
+        if not request:
+            return
+        now = format_alloy_datetime(self.clock())
+        cancelled, interrupting, score, admitted = await self.store.cancel_job(
+            self._lease, state.item_id, now, CANCEL_REASON
+        )
+        if admitted:
+            await asyncio.to_thread(self.runs.send_admitted, admitted, score)
+        attributes: dict[str, object] = {"cancel_requested": False}
+        if new:
+            logger.info(
+                "cancel requested", item_id=state.item_id, cancelled=cancelled, interrupting=interrupting
+            )
+        if not cancelled and not interrupting:
+            attributes["message"] = "CancelRequested: no queued or running run to cancel"
+        event = Event(state.item_id, "cancel_reset", attributes)
+        await self.store.add_request_reset(self._lease, state.item_id, request, event, flag="cancel")
+
+    async def _on_backfill(self, spec: JobSpec, version: int, read_ms: int) -> None:
+        """Backfill is a request, like RunRequested: handled once per value set (the Redis-time
+        bookkeeping of `begin_request` tells a new request from a view of one we already cleared)."""
+        request, _new = await self.store.begin_request(self._lease, spec.item_id, read_ms, flag="backfill")
+        if not request:
+            return
+        plan = plan_backfill(spec, version)
+        if plan is not None:
+            await self._backfill(plan)
+            await self.store.add_request_reset(
+                self._lease, spec.item_id, request, plan.clear, flag="backfill"
+            )
+
+    async def _backfill(self, plan: BackfillPlan) -> None:
+        """Create the backfill's runs (oldest first; fires that ran already are not created again);
+        the attribute is cleared after (`plan.clear`)."""
+        created = await asyncio.to_thread(self.runs.submit_many, plan.runs, self._lease)
+        await self.store.note_backfill(plan.clear.item_id, len(plan.runs), plan.span)
+        logger.info("backfill created", runs=sum(created), of=len(plan.runs))
+
+    async def _submit(self, request: RunRequest) -> None:
+        created = await asyncio.to_thread(self.runs.submit, request, self._lease)
+        if created:
+            logger.info("run enqueued", run_id=request.run_id, task=request.task_label)
+
+
+def _phase(state: JobState) -> JobPhase:
+    if isinstance(state, JobSpec):
+        return JobPhase.VALID
+    return JobPhase.DISABLED if isinstance(state, DisabledJob) else JobPhase.INVALID
+
+
+def decision_for(definition: JobDefinition, state: JobState, now_version: int | None = None) -> JobDecision:
+    """What the jobs page and the worker's checks read about a job: its phase, summary and the
+    validated optional attributes."""
+    control = state.control if isinstance(state, JobSpec) else RunControl()
+    phase = _phase(state)
+    return JobDecision(
+        title=definition.title,
+        phase=phase,
+        task=task_label(state.steps) if isinstance(state, JobSpec) else str(definition.task or ""),
+        schedule=str(definition.schedule or ""),
+        timezone=str(definition.timezone or "") or "UTC",
+        invalid=state.message if isinstance(state, InvalidJob) else "",
+        overlap=control.overlap,
+        concurrency_key=control.concurrency_key,
+        max_age=control.max_age,
+        notify=",".join(control.notify),
+        notify_on=control.notify_on,
+        now_version=now_version or None,
+    )
