@@ -18,7 +18,7 @@ from alloysync.enqueue import ACTOR_NAME, RunQueue
 from alloysync.model.events import Event, Status
 from alloysync.model.registry import load_task_modules
 from alloysync.model.runs import RunKind, RunRequest, run_id_for
-from alloysync.serve.web import run_summary
+from alloysync.serve.summaries import run_summary
 from alloysync.settings import MissedRunPolicy, Settings
 from alloysync.state import keys
 from alloysync.state.claims import Claim

@@ -33,7 +33,7 @@ from alloysync.model.events import Status
 from alloysync.model.registry import TaskRegistry
 from alloysync.model.times import parse_alloy_datetime
 from alloysync.serve.reporter import sample_outbox
-from alloysync.serve.web import job_summary
+from alloysync.serve.summaries import job_summary
 from alloysync.settings import Settings
 from alloysync.state.jobs import JobStore
 from alloysync.state.queue_stats import QueueStats
