@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from alloysync.local.redis_server import RedisServer
+from alloysync.model.freshness import max_age_text
 from alloysync.model.times import format_alloy_datetime
 from alloysync.serve import pages
 from alloysync.serve.web import WebhookBodyError, build_app, parse_webhook_body
@@ -473,7 +474,7 @@ def test_durations_and_max_ages_read_as_people_write_them() -> None:
         "2.5 min",
         "2.0 h",
     ]
-    assert [pages.max_age_text(s) for s in (None, 93_600, 5_400, 172_800, 45)] == [
+    assert [max_age_text(s) for s in (None, 93_600, 5_400, 172_800, 45)] == [
         "",
         "26h",
         "90m",

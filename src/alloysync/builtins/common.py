@@ -33,6 +33,7 @@ from jmespath.parser import ParsedResult
 from alloysync.alloy.models import Item
 from alloysync.model.context import RunContext
 from alloysync.model.job_options import parse_duration
+from alloysync.model.params import json_kind
 from alloysync.model.registry import ParamsError
 from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
 from alloysync.settings import Settings
@@ -98,7 +99,7 @@ def rows_of(previous: Any, what: str) -> list[dict[str, Any]]:
     if not isinstance(previous, list):
         raise BuiltinError(
             f"{what} takes items: a list of rows (objects with an itemId) or of item ids, "
-            f"not {_kind(previous)}"
+            f"not {json_kind(previous)}"
         )
     rows = []
     for position, entry in enumerate(previous):
@@ -108,7 +109,7 @@ def rows_of(previous: Any, what: str) -> list[dict[str, Any]]:
             rows.append(entry)
         else:
             raise BuiltinError(
-                f"{what}: entry {position + 1} of its input is {_kind(entry)}, not an item "
+                f"{what}: entry {position + 1} of its input is {json_kind(entry)}, not an item "
                 "(an object with an itemId, or an item id)"
             )
     return rows
@@ -283,17 +284,3 @@ def moment(text: Any, option: str, now: datetime | None = None) -> datetime:
         raise ParamsError(
             f"option {option!r}: {text!r} is not a date-time; write e.g. 2026-07-02T09:30:00Z or now-30d"
         ) from None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__

@@ -126,6 +126,8 @@ def json_kind(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, dict):
+        return "an object"
     if value is None:
         return "null"
     return type(value).__name__

@@ -94,17 +94,6 @@ def duration_text(seconds: float | None) -> str:
     return f"{value / 3600:.1f} h"
 
 
-def max_age_text(seconds: float | None) -> str:
-    """A MaxAge as the user writes one (`26h`, `90m`, `2d`); '' for none."""
-    if not seconds:
-        return ""
-    whole = round(seconds)
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if whole % size == 0:
-            return f"{whole // size}{unit}"
-    return f"{whole}s"
-
-
 def job_href(item_id: str) -> str:
     return "/jobs/" + quote(item_id, safe="")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from alloysync.model.freshness import max_age_text
 from alloysync.model.times import parse_alloy_datetime
-from alloysync.serve import pages
 from alloysync.state.jobs import RunOutcome
 from alloysync.state.records import JobPhase, JobRecord, RunPhase, RunRecord
 
@@ -43,7 +43,7 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
         "consecutive_failures": job.consecutive_failures,
         "last_succeeded": job.last_succeeded,
         "overdue": job.overdue,
-        "max_age": pages.max_age_text(job.max_age_seconds),
+        "max_age": max_age_text(job.max_age_seconds),
         "notify": ", ".join(_shown_target(target) for target in job.notify),
     }
 
