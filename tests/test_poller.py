@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.broker import build_broker
-from alloysync.enqueue import RunQueue
+from alloysync.enqueue import RunQueue, first_message_id
 from alloysync.local.redis_server import RedisServer
 from alloysync.metrics import FULL_SYNC_DURATION, FULL_SYNC_QUERIES
 from alloysync.model.events import Event
@@ -247,3 +247,33 @@ async def test_the_full_reconciliation_is_paced_and_does_not_hold_up_incremental
     assert incremental_done < full_done - 1
     assert FULL_SYNC_QUERIES.value() == 4
     assert (FULL_SYNC_DURATION.value() or 0) >= 2.5
+
+
+async def test_a_page_costs_few_redis_calls_and_sends_each_run_once(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    sync_client: redis.Redis = parts[2]
+    drafts = [
+        {
+            "designCode": DESIGN,
+            "attributes": [
+                {"attributeCode": CODES.title, "value": f"once {n}"},
+                {"attributeCode": CODES.enabled, "value": True},
+                {"attributeCode": CODES.task, "value": "tests.record"},
+                {"attributeCode": CODES.params, "value": {"label": "x"}},
+            ],
+        }
+        for n in range(150)
+    ]
+    ids = [item["itemId"] for item in emulator.bulk_create(drafts)]
+    watcher = poller(parts)
+    sync_client.config_resetstat()
+    await watcher.sync_incremental()
+    stats: Any = sync_client.info("commandstats")
+    # Per record: apply_definition, create_run, Dramatiq's enqueue, forget_pending, mark_acted; no
+    # schedule removal for jobs that never had one, no separate signature write.
+    assert stats["cmdstat_evalsha"]["calls"] <= 5 * 150 + 5
+    messages: Any = sync_client.hgetall("dramatiq:default.msgs")
+    assert sync_client.llen("dramatiq:default") == 150
+    assert sorted(messages) == sorted(first_message_id(f"now:{item}:v1", 0) for item in ids)
+    assert all(sync_client.hget(keys.job(item), "acted") == "1" for item in ids)

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import structlog
+from pydantic import ValidationError
 
 from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.ratelimit import TokenBucket
 from alloysync.local.redis_server import RedisServer
 from alloysync.model.events import Event, Status
 from alloysync.serve.reporter import Reporter, sample_outbox
-from alloysync.settings import JobAttributeCodes, Settings
+from alloysync.settings import JobAttributeCodes, Settings, describe_validation_error
 from alloysync.state import keys
 from tests.support.emulator import EmulatorProcess
 
@@ -205,3 +206,120 @@ async def test_after_an_outage_a_reporter_does_not_take_over_its_own_events(
             await until(lambda: _drained(client), 30)
     assert not [line for line in logged if line["event"] == "took over status events of another reporter"]
     assert emulator.attributes(item_id)[CODES.status] == "Queued"
+
+
+# --- coalescing in every regime (ALLOYSYNC_REPORT_COALESCE) ---------------------------------------
+
+
+async def test_a_run_shorter_than_the_window_costs_one_edit_with_an_ample_budget(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    items = jobs(emulator, 5)
+    reporter = Reporter(Settings(report_coalesce=1.0), alloy, client, consumer="r1")
+    async with running(reporter):
+        await asyncio.sleep(0.3)  # idle writers, an ample budget: nothing else delays a write
+        for n, item_id in enumerate(items):  # each run: Queued → Running → Succeeded within 0.4 s
+            await emit(client, item_id, "queued", status=Status.QUEUED, message="Queued")
+            await asyncio.sleep(0.2)
+            await emit(client, item_id, "started", status=Status.RUNNING, message="Running")
+            await asyncio.sleep(0.2)
+            await emit(client, item_id, "succeeded", status=Status.SUCCEEDED, message=f"done {n}")
+        await until(lambda: _drained(client), 20)
+    assert writes(emulator) == 5  # one edit per run, not three
+    for n, item_id in enumerate(items):
+        assert emulator.attributes(item_id)[CODES.message] == f"done {n}"
+    job = {str(name): value for name, value in (await client.hgetall(keys.job(items[0]))).items()}
+    assert job["signature"] and not [name for name in job if name.startswith("view_")]  # not a known job
+
+
+async def test_a_run_longer_than_the_window_shows_running_before_succeeded(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    await client.sadd(keys.JOBS, item_id)
+    reporter = Reporter(Settings(report_coalesce=0.6), alloy, client, consumer="r1")
+    async with running(reporter):
+        await emit(client, item_id, "queued", status=Status.QUEUED, message="Queued")
+        await emit(client, item_id, "started", status=Status.RUNNING, message="Running")
+        await asyncio.sleep(0.3)
+        assert writes(emulator) == 0  # held in its window
+        assert (await client.hgetall(keys.job(item_id)))["view_status"] == "Running"  # the page knows
+        await until(lambda: _drained(client), 10)
+        assert writes(emulator) == 1 and emulator.attributes(item_id)[CODES.status] == "Running"
+        await emit(client, item_id, "succeeded", status=Status.SUCCEEDED, message="done")
+        await asyncio.sleep(0.3)  # the next event after a write starts a new window
+        assert emulator.attributes(item_id)[CODES.status] == "Running"
+        await until(lambda: _drained(client), 10)
+    assert writes(emulator) == 2
+    values = emulator.attributes(item_id)
+    assert (values[CODES.status], values[CODES.message]) == ("Succeeded", "done")
+    job = await client.hgetall(keys.job(item_id))
+    assert job["view_status"] == "Succeeded" and job["signature"]
+    assert await client.hget(keys.REPORTED, item_id)
+
+
+async def test_events_held_in_the_window_survive_the_reporter_stopping(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    held = Reporter(Settings(report_coalesce=30.0), alloy, client, consumer="r1")
+    async with running(held):
+        await lifecycle(client, item_id, 7)
+
+        async def read() -> bool:
+            return bool((await client.xpending(keys.OUTBOX, keys.OUTBOX_GROUP))["pending"] == 3)
+
+        await until(read, 10)
+    assert writes(emulator) == 0 and await client.xlen(keys.OUTBOX) == 3  # stopped mid-window: kept
+    restarted = Reporter(Settings(report_coalesce=0.2), alloy, client, consumer="r1")
+    async with running(restarted):  # the same consumer reads its backlog again
+        await until(lambda: _drained(client), 10)
+    assert writes(emulator) == 1
+    assert emulator.attributes(item_id)[CODES.message] == "done 7"
+
+
+async def test_a_large_backlog_is_folded_without_holding_the_event_loop(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [item_id] = jobs(emulator, 1)
+    async with client.pipeline(transaction=False) as pipe:
+        for n in range(6000):
+            event = Event(f"{n:024x}", "queued", {"status": Status.QUEUED, "message": "Queued"})
+            pipe.xadd(keys.OUTBOX, event.fields())  # type: ignore[arg-type]
+        await pipe.execute()
+    reporter = Reporter(Settings(report_coalesce=60.0), alloy, client, consumer="r1")
+    await reporter.ensure_group()
+    await client.xreadgroup(keys.OUTBOX_GROUP, "r1", {keys.OUTBOX: ">"})  # read before a restart
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    async with running(reporter):
+        await until(lambda: _async(len(reporter.pending) == 6000), 30)
+    tick.cancel()
+    print(f"longest turn {max(gaps) * 1000:.1f} ms")
+    assert max(gaps) < 0.25, max(gaps)  # FOLD_CHUNK events per turn, the backlog in pages
+    assert writes(emulator) == 0 and item_id not in reporter.pending
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+def test_the_coalescing_window_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().report_coalesce == 1.0
+    monkeypatch.setenv("ALLOYSYNC_REPORT_COALESCE", "0")
+    assert Settings().report_coalesce == 0.0  # write every status at once
+    for bad in ("-1", "61", "soon"):
+        monkeypatch.setenv("ALLOYSYNC_REPORT_COALESCE", bad)
+        with pytest.raises(ValidationError) as raised:
+            Settings()
+        [line] = describe_validation_error(raised.value)
+        assert line.startswith("ALLOYSYNC_REPORT_COALESCE: ")

@@ -29,8 +29,9 @@ from typing import Any
 
 import redis
 from dramatiq import Broker, Message
+from dramatiq.common import current_millis
 
-from alloysync.broker import STORAGE_ID_OPTION
+from alloysync.broker import STORAGE_ID_OPTION, AlloysyncBroker
 from alloysync.log import get_logger
 from alloysync.metrics import OVERLAP_SKIPS, RUNS_ENQUEUED
 from alloysync.model.events import Event, Status
@@ -68,45 +69,51 @@ class RunQueue:
         return self.submit_many([request], lease)[0]
 
     def submit_many(self, requests: Sequence[RunRequest], lease: str = "") -> list[bool]:
-        """`submit` for many runs in a few round trips (a scheduler pass firing a thousand jobs).
+        """`submit` for many runs in a few round trips (a scheduler pass firing a thousand jobs, a
+        page of the poller).
 
-        The run records are created by one pipelined batch of the create script; each created run's
-        message is then enqueued, and the runs leave runs:pending together. The guarantee is the
-        same as one by one: a crash in between leaves the runs pending for `recover()`.
+        The run records are created by one pipelined batch of the create script; the created runs'
+        first messages are then enqueued in one pipelined batch, and the runs leave runs:pending
+        together. The guarantee is the same as one by one: a crash in between leaves the runs
+        pending for `recover()`.
 
         With `lease` (the poller's), nothing is created unless it is still the poller's lease."""
+        if not requests:
+            return []
         new_runs = [_new_run(request) for request in requests]
         now_ms = int(time.time() * 1000)
         creations = self.store.create(new_runs, now_ms, self.settings.run_history, lease)
-        sent: list[tuple[str, int | float]] = []
+        firsts: list[RunRecord] = []
         admitted: list[str] = []
         for new_run, creation in zip(new_runs, creations, strict=True):
             request = new_run.request
             if creation.created is Created.ADMITTED:
-                self.send_step(RunRecord.from_hash(new_run.record), 0)
+                firsts.append(RunRecord.from_hash(new_run.record))
                 RUNS_ENQUEUED.labels(source=request.source).inc()
-                sent.append((request.run_id, now_ms))
             elif creation.created is Created.DROPPED:
                 OVERLAP_SKIPS.labels(task=request.task_label).inc()
                 logger.info(
                     "fire skipped by the overlap policy", run_id=request.run_id, overlap=request.overlap
                 )
             admitted += creation.admitted
-        self.store.forget_pending(sent)
+        self.send_first_steps([(run, 0) for run in firsts])
+        self.store.forget_pending([(run.run_id, now_ms) for run in firsts])
         self.send_admitted(admitted, now_ms)
         return [creation.created is not Created.EXISTED for creation in creations]
 
     def send_admitted(self, run_ids: Sequence[str], score: int) -> None:
         """Send the first step of runs a script admitted (their turn came), then take them out of
         runs:pending (where `score` filed them: a crash in between leaves them to recovery)."""
-        sent: list[tuple[str, int | float]] = []
+        if not run_ids:
+            return
+        steps: list[tuple[RunRecord, int]] = []
         for run_id in run_ids:
             run = self.store.load(run_id)
             if run is not None and run.phase is RunPhase.QUEUED:
-                self.send_step(run, run.step)
+                steps.append((run, run.step))
                 RUNS_ENQUEUED.labels(source="admitted").inc()
-                sent.append((run_id, score))
-        self.store.forget_pending(sent)
+        self.send_first_steps(steps)
+        self.store.forget_pending([(run.run_id, score) for run, _step in steps])
 
     def forget_pending(self, run_id: str, score_ms: int) -> None:
         """A step was sent: take its run out of runs:pending, unless it was re-added since."""
@@ -124,6 +131,42 @@ class RunQueue:
 
         The first message of a step has an id derived from the run and the step (`first_message_id`),
         so recovery can tell whether Dramatiq still holds it; a message sent `again` has a new id."""
+        message = self._message(run, step)
+        if not again:
+            message = message.copy(options={STORAGE_ID_OPTION: first_message_id(run.run_id, step)})
+        return self.broker.enqueue(message)
+
+    def send_first_steps(self, steps: Sequence[tuple[RunRecord, int]]) -> None:
+        """`send_step` (first messages) for many steps in one round trip.
+
+        On alloysync's Redis broker each message is filed under its storage id by the same
+        dispatch-script call `AlloysyncBroker.enqueue` makes, the calls pipelined; the broker's
+        enqueue hooks run for each message as they do one by one."""
+        messages = [
+            self._message(run, step).copy(options={STORAGE_ID_OPTION: first_message_id(run.run_id, step)})
+            for run, step in steps
+        ]
+        broker = self.broker
+        if len(messages) < 2 or not isinstance(broker, AlloysyncBroker):
+            for message in messages:
+                broker.enqueue(message)
+            return
+        filed = [
+            message.copy(options={"redis_message_id": message.options[STORAGE_ID_OPTION]})
+            for message in messages
+        ]
+        with broker.client.pipeline(transaction=False) as pipe:
+            for message in filed:
+                broker.emit_before("enqueue", message, None)
+                broker.scripts["dispatch"](
+                    keys=[broker.namespace], args=_enqueue_args(broker, message), client=pipe
+                )
+            pipe.execute()
+        for message in filed:
+            broker.emit_after("enqueue", message, None)
+
+    def _message(self, run: RunRecord, step: int) -> Message[Any]:
+        """The message of one step of a run, with its task's queue, retries and time limit."""
         registered = self.registry.get(run.steps[step])
         max_retries = self.settings.task_max_retries
         time_limit = self.settings.task_time_limit
@@ -141,12 +184,9 @@ class RunQueue:
         if step == 0 and run.scheduled_at:
             # periodiq's convention: a fire carries the time it was scheduled for.
             options["scheduled_at"] = run.scheduled_at
-        message: Message[Any] = Message(
+        return Message(
             queue_name=queue, actor_name=ACTOR_NAME, args=(run.run_id, step), kwargs={}, options=options
         )
-        if not again:
-            message = message.copy(options={STORAGE_ID_OPTION: first_message_id(run.run_id, step)})
-        return self.broker.enqueue(message)
 
     def queue_of(self, run: RunRecord, step: int) -> str:
         registered = self.registry.get(run.steps[step])
@@ -171,6 +211,24 @@ class RunQueue:
                     resent += 1
             self.store.forget_pending([(run_id, score)])
         return resent
+
+
+def _enqueue_args(broker: AlloysyncBroker, message: Message[Any]) -> list[Any]:
+    """The dispatch script's arguments for enqueueing `message` under its `redis_message_id`: the
+    layout of `RedisBroker._dispatch` (dramatiq 1.17 to 2.x), maintenance off as on every
+    alloysync broker."""
+    return [
+        "enqueue",
+        current_millis(),
+        message.queue_name,
+        broker.broker_id,
+        broker.heartbeat_timeout,
+        broker.dead_message_ttl,
+        0,
+        broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+        message.options["redis_message_id"],
+        message.encode(),
+    ]
 
 
 def first_message_id(run_id: str, step: int) -> str:

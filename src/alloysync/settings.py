@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MAX_REPORT_COALESCE = 60.0  # seconds: longer would keep Running off a record for a minute
 DEFAULT_MISSED_RUNS_WINDOW = 86_400.0  # seconds: `all` catches up at most a day of missed fires
 BUILTIN_TASK_MODULE = "alloysync.builtins"  # registers alloy.*, http.request, data.*, mail.send, wait.until
 _DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
@@ -105,6 +106,7 @@ class Settings(BaseSettings):
     sync_overlap: Annotated[float, Field(ge=0)] = 10.0
     lease_ttl: Annotated[float, Field(ge=1, le=60)] = 10.0
     report_writes_per_minute: PerMinute = 120
+    report_coalesce: float = 1.0  # seconds an item's first event waits for the next ones (0: at once)
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     public_url: str = ""  # how people reach serve (links in notifications); empty: http://{host}:{port}
@@ -258,6 +260,16 @@ class Settings(BaseSettings):
     def concurrency_limit(self, key: str) -> int:
         """How many runs of jobs sharing `key` may run at once (ALLOYSYNC_CONCURRENCY_LIMITS, default 1)."""
         return self.concurrency_limits.get(key, 1)
+
+    @field_validator("report_coalesce")
+    @classmethod
+    def _coalesce(cls, value: float) -> float:
+        if not 0 <= value <= MAX_REPORT_COALESCE:
+            raise ValueError(
+                f"must be seconds from 0 (write every status at once) to {MAX_REPORT_COALESCE:g}, "
+                "e.g. 1.0: how long the reporter holds a job's first status for the ones that follow"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod

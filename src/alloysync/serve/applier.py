@@ -1,11 +1,19 @@
-"""Applying one job record (in `serve`, leader only): store its definition, decide what it means,
+"""Applying job records (in `serve`, leader only): store their definitions, decide what they mean,
 and carry that out — runs, the schedule entry, events, RunRequested, CancelRequested, Backfill.
 
-The poller (serve/poller.py) reads records from Alloy and hands each one here. What to do is
-decided by `model.versions` (pure); this module carries it out, in the plan's order, through the
-fenced stores. Guarantee: acting on a version is recorded only once it is done, so a pass that
-dies half-way is finished by the next sighting of the item (see state/jobs.py); every action is
-idempotent (deterministic run ids, overwritten schedule entries, repeated events, request numbers).
+The poller (serve/poller.py) reads records from Alloy a page at a time and hands each page here.
+What to do is decided by `model.versions` (pure); this module carries it out, in the plan's order,
+through the fenced stores, a page at a time: one pipelined round trip stores the page's definitions,
+one writes the schedule entries that change, one `submit_many` (one thread hop) creates and sends
+the page's runs, and one appends the events and records the versions as acted upon. A record that
+needs nothing (an unchanged definition) costs only its share of the first round trip.
+
+Guarantee: acting on a version is recorded only once it is done (`_carry_out`), so a pass that
+dies half-way through a page — serve killed, Redis gone, the lease lost — is finished by the next
+sighting of the items (see state/jobs.py); every action is idempotent (deterministic run ids,
+overwritten schedule entries, repeated events, request numbers), and every write is fenced by the
+poller lease. The requests (RunRequested, CancelRequested, Backfill) are handled record by record
+after the page's versions, each with its own bookkeeping (`JobStore.begin_request`).
 
 The optional attributes (Overlap, ConcurrencyKey, Notify, NotifyOn, MaxAge, Backfill) are acted
 upon when they change, like a new task registry, but are not part of the definition: a change
@@ -15,8 +23,8 @@ never creates a new version, so it never re-runs a once-now job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -37,14 +45,13 @@ from alloysync.model.jobs import (
 )
 from alloysync.model.params import ParamsProblem, parse_params
 from alloysync.model.registry import TaskRegistry
-from alloysync.model.runs import RunRequest, task_label
+from alloysync.model.runs import task_label
 from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime
 from alloysync.model.versions import BackfillPlan, VersionPlan, plan_backfill, plan_request, plan_version
 from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
-from alloysync.state.jobs import JobStore
+from alloysync.state.jobs import Acted, JobStore, JobVersion, Sighting
 from alloysync.state.lease import PollerLease
-from alloysync.state.outbox import Outbox
 from alloysync.state.records import JobDecision, JobPhase
 from alloysync.state.schedules import ScheduleStore
 
@@ -53,6 +60,25 @@ logger = get_logger(__name__)
 CANCEL_REASON = "Cancelled by CancelRequested on the record"
 
 Clock = Callable[[], datetime]
+
+
+@dataclass
+class _Reading:
+    """A record as read: its definition, its validated state (validated again as of the version's
+    first sighting when that is acted upon) and the key of what acting on it depends on."""
+
+    item: Item
+    definition: JobDefinition
+    state: JobState
+    acted_key: str
+
+
+@dataclass(frozen=True)
+class _Acting:
+    """A version to act upon: the plan, and what records it as acted once the plan is done."""
+
+    plan: VersionPlan
+    acted: Acted
 
 
 class RecordApplier:
@@ -71,7 +97,6 @@ class RecordApplier:
         self.settings = settings
         self.store = JobStore(client)
         self.schedules = ScheduleStore(client)
-        self.outbox = Outbox(client)
         self.runs = runs
         self.registry = registry
         self.lease = lease
@@ -86,67 +111,111 @@ class RecordApplier:
         return self.lease.value
 
     async def apply(self, item: Item, read_ms: int) -> None:
-        """Bring one job record into the store and act on what changed. `read_ms` is the Redis time
-        just before the view was requested (it orders views; see `JobStore.begin_request`).
+        """Bring one job record into the store and act on what changed (see `apply_page`)."""
+        await self.apply_page([item], read_ms)
+
+    async def apply_page(self, items: Sequence[Item], read_ms: int) -> None:
+        """Bring a page of job records into the store and act on what changed. `read_ms` is the
+        Redis time just before the page was requested (it orders views; see `JobStore.begin_request`).
 
         What to do is decided by `model.versions` (pure); this carries it out. Acting on a version
         is recorded only once it is done: a pass that dies half-way is finished by the next
         sighting of the item (see state/jobs.py)."""
-        if item.designCode != self.settings.jobs_design:
-            return
         now = self.clock()
+        readings = [self._read(item, now) for item in items if item.designCode == self.settings.jobs_design]
+        if not readings:
+            return
+        sightings = [
+            Sighting(
+                reading.item.itemId,
+                reading.definition.fingerprint,
+                decision_for(reading.definition, reading.state),
+                format_alloy_datetime(now),
+                reading.definition.run_count,
+                read_ms,
+                reading.item.signature or "",
+            )
+            for reading in readings
+        ]
+        stands = await self.store.apply_definitions(self._lease, sightings)
+        acting = [
+            self._plan(reading, stand, now)
+            for reading, stand in zip(readings, stands, strict=True)
+            if stand.needs_action(reading.acted_key)
+        ]
+        await self._carry_out(acting)
+        for reading, stand in zip(readings, stands, strict=True):
+            state, definition = reading.state, reading.definition
+            if isinstance(state, JobSpec) and state.control.backfill is not None:
+                await self._on_backfill(state, stand.version, read_ms)
+            if definition.run_requested:
+                await self._on_run_requested(state, definition, stand.version, read_ms)
+            if definition.cancel_requested:
+                await self._on_cancel_requested(state, read_ms)
+
+    def _read(self, item: Item, now: datetime) -> _Reading:
         definition = read_definition(item, self.codes, self.design.fields)
         state = validate_job(definition, self.registry, self.settings, now, self.design.fields)
-        stand = await self.store.apply_definition(
-            self._lease,
-            item.itemId,
-            definition.fingerprint,
-            decision_for(definition, state),
-            format_alloy_datetime(now),
-            definition.run_count,
-        )
-        await self.store.remember_item(item, read_ms, title=definition.title)
         # The optional attributes (Overlap, Notify, MaxAge...) are acted upon when they change, like
         # the task registry, without a new version: they never re-run a once-now job. So is a change
         # of the phase they decide (a bad Backfill value making the job Invalid, or no longer).
         acted_key = f"{self.registry_digest}:{definition.options_fingerprint}:{_phase(state).value}"
-        if stand.needs_action(acted_key):
-            # Decide as of when this version appeared (a run-at time's horizon, a schedule's start),
-            # unless only the task registry or an optional attribute changed: then from now.
-            seen_at = parse_alloy_datetime(stand.changed) if stand.is_new and stand.changed else now
-            if seen_at != now:
-                state = validate_job(definition, self.registry, self.settings, seen_at, self.design.fields)
-            now_created = stand.now_version == stand.version
-            plan = plan_version(state, stand.version, seen_at, self.clock(), now_run_created=now_created)
-            decision = decision_for(definition, state, stand.version if plan.runs else stand.now_version)
-            logger.info(
-                "acting on job definition",
-                item_id=item.itemId,
-                version=stand.version,
-                state=decision.phase.value,
-            )
-            if not stand.is_new and stand.phase == decision.phase.value:
-                # Same definition, same phase: keep what the record says (a Failed status stays).
-                plan = replace(plan, events=[])
-            await self._carry_out(plan)
-            await self.store.mark_acted(self._lease, item.itemId, stand.version, acted_key, decision)
-        if isinstance(state, JobSpec) and state.control.backfill is not None:
-            await self._on_backfill(state, stand.version, read_ms)
-        if definition.run_requested:
-            await self._on_run_requested(state, definition, stand.version, read_ms)
-        if definition.cancel_requested:
-            await self._on_cancel_requested(state, read_ms)
+        return _Reading(item, definition, state, acted_key)
 
-    async def _carry_out(self, plan: VersionPlan) -> None:
-        """Schedule first, then runs, then events: what the plan says, in its order."""
-        if plan.schedule is not None:
-            await self.schedules.put(self._lease, plan.schedule)
-        elif plan.remove_schedule:
-            await self.schedules.remove(self._lease, plan.item_id)
-        for request in plan.runs:
-            await self._submit(request)
-        for event in plan.events:
-            await self.outbox.append_fenced(self._lease, event)
+    def _plan(self, reading: _Reading, stand: JobVersion, now: datetime) -> _Acting:
+        """What acting on the version the record stands at takes (`plan_version`)."""
+        definition = reading.definition
+        # Decide as of when this version appeared (a run-at time's horizon, a schedule's start),
+        # unless only the task registry or an optional attribute changed: then from now.
+        seen_at = parse_alloy_datetime(stand.changed) if stand.is_new and stand.changed else now
+        if seen_at != now:
+            reading.state = validate_job(
+                definition, self.registry, self.settings, seen_at, self.design.fields
+            )
+        state = reading.state
+        now_created = stand.now_version == stand.version
+        plan = plan_version(state, stand.version, seen_at, self.clock(), now_run_created=now_created)
+        decision = decision_for(definition, state, stand.version if plan.runs else stand.now_version)
+        if not stand.is_new and stand.phase == decision.phase.value:
+            # Same definition, same phase: keep what the record says (a Failed status stays).
+            plan = replace(plan, events=[])
+        if plan.remove_schedule and not stand.has_schedule:
+            # Nothing to remove, so no write. The answer is current: only the poller writes schedule
+            # entries (fenced), and it applies one page at a time.
+            plan = replace(plan, remove_schedule=False)
+        acted = Acted(definition.item_id, stand.version, reading.acted_key, decision, plan.events)
+        return _Acting(plan, acted)
+
+    async def _carry_out(self, acting: Sequence[_Acting]) -> None:
+        """A page's plans, in the plans' order: schedule entries first, then runs, then events with
+        the acted marks (each step one round trip for the whole page, skipped when empty).
+
+        Guarantee: a version is recorded as acted upon (`JobStore.record_acted`) only after its
+        schedule entry, its runs and its events were written, so serve dying anywhere in here
+        leaves every version of the page that is not marked to the next sighting, which carries
+        it out again (idempotent: the same entries, the same run ids, repeated events)."""
+        if not acting:
+            return
+        changes = [
+            (one.plan.item_id, one.plan.schedule)
+            for one in acting
+            if one.plan.schedule is not None or one.plan.remove_schedule
+        ]
+        await self.schedules.write(self._lease, changes)
+        requests = [request for one in acting for request in one.plan.runs]
+        created = await asyncio.to_thread(self.runs.submit_many, requests, self._lease) if requests else []
+        await self.store.record_acted(self._lease, [one.acted for one in acting])
+        new_runs = {request.run_id for request, new in zip(requests, created, strict=True) if new}
+        for one in acting:
+            runs = [request.run_id for request in one.plan.runs if request.run_id in new_runs]
+            decision = one.acted.decision
+            logger.info(
+                "job definition acted upon",
+                item_id=one.acted.item_id,
+                version=one.acted.version,
+                state=decision.phase.value,
+                **({"runs": runs} if runs else {}),
+            )
 
     async def _on_run_requested(
         self, state: JobState, definition: JobDefinition, version: int, read_ms: int
@@ -168,10 +237,14 @@ class RecordApplier:
             except ParamsProblem as error:
                 problem = str(error)
         plan = plan_request(state, version, request, run_params, problem, clear_run_params=given)
+        created = False
         if plan.run is not None:
-            await self._submit(plan.run)
-        if new:
-            logger.info("run requested", item_id=state.item_id, request=request)
+            created = (await asyncio.to_thread(self.runs.submit_many, [plan.run], self._lease))[0]
+        if new or created:
+            run_id = plan.run.run_id if plan.run is not None else None
+            logger.info(
+                "run requested", item_id=state.item_id, request=request, run_id=run_id, created=created
+            )
         await self.store.add_request_reset(self._lease, state.item_id, request, plan.reset)
 
     async def _on_cancel_requested(self, state: JobState, read_ms: int) -> None:
@@ -215,11 +288,6 @@ class RecordApplier:
         created = await asyncio.to_thread(self.runs.submit_many, plan.runs, self._lease)
         await self.store.note_backfill(plan.clear.item_id, len(plan.runs), plan.span)
         logger.info("backfill created", runs=sum(created), of=len(plan.runs))
-
-    async def _submit(self, request: RunRequest) -> None:
-        created = await asyncio.to_thread(self.runs.submit, request, self._lease)
-        if created:
-            logger.info("run enqueued", run_id=request.run_id, task=request.task_label)
 
 
 def _phase(state: JobState) -> JobPhase:

@@ -24,7 +24,9 @@ applied twice; the definition fingerprint makes the second application a no-op. 
 write-back changes only alloysync's attributes, which are not part of the fingerprint.
 
 What a new definition version or a RunRequested means is decided by `model/versions.py`
-(`plan_version`, `plan_request`: pure); the poller carries the plan out. Which views may still show
+(`plan_version`, `plan_request`: pure); the applier (serve/applier.py) carries the plans out, a
+page of records at a time, in a few pipelined round trips (see there for what survives serve dying
+half-way through a page). Which views may still show
 a request we already reset is decided by Redis time (see `JobStore.begin_request`), not by item
 dates.
 """
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
@@ -98,7 +100,7 @@ class Poller:
         self._missing: set[str] = set()  # job ids the last full pass did not find
         # The full reconciliation's own pace: at most a quarter of the key's query budget.
         self.full_budget = TokenBucket(max(1, settings.alloy_query_per_minute // 4), burst=1)
-        # The full pass applies items beside incremental and webhook passes: one item at a time.
+        # The full pass applies pages beside incremental and webhook passes: one page at a time.
         self._applying = asyncio.Lock()
         self._warned_no_date = False
 
@@ -180,11 +182,8 @@ class Poller:
         async for page, read_ms in self._pages(query):
             if began_on_alloy is None:
                 began_on_alloy = page.server_time or self._local_alloy_time(pass_started)
-            for item in page.items:
-                if item.itemId not in seen:
-                    seen.add(item.itemId)
-                    async with self._applying:
-                        await self.apply(item, read_ms)
+            async with self._applying:
+                await self.applier.apply_page(_unseen(page.items, seen), read_ms)
         if began_on_alloy is not None:
             await self.sync.set_cursor(self._lease, began_on_alloy)
         # Every edit made before this pass started has now been seen: that is how far we are synced.
@@ -201,10 +200,7 @@ class Poller:
         async for page, read_ms in self._pages(query, budget=self.full_budget):
             queries += 1
             async with self._applying:
-                for item in page.items:
-                    if item.itemId not in seen:
-                        seen.add(item.itemId)
-                        await self.apply(item, read_ms)
+                await self.applier.apply_page(_unseen(page.items, seen), read_ms)
         # A job is forgotten when two full passes in a row missed it: one pass can miss an item
         # when others are deleted while it pages.
         async with self._applying:
@@ -245,17 +241,33 @@ class Poller:
     ) -> AsyncIterator[tuple[Page, int]]:
         """The pages of `query`, each with the Redis time taken just before it was requested.
 
-        With `budget`, a token is taken before each page (the full reconciliation's own pace)."""
+        After a full page the next one is requested while the caller applies this one (Alloy
+        answers while we write to Redis); after a shorter one, which may be the last, only once the
+        caller is done with it, as without read-ahead. With `budget`, a token is taken before each
+        page (the full reconciliation's own pace)."""
         pages = self.alloy.query_pages(query, page_size=self.settings.alloy_page_size)
+
+        async def read_next() -> tuple[Page | None, int]:
+            if budget is not None:
+                await budget.acquire()
+            read_ms = await self.store.now_ms()
+            return await anext(pages, None), read_ms
+
         async with contextlib.aclosing(pages):
-            while True:
-                if budget is not None:
-                    await budget.acquire()
-                read_ms = await self.store.now_ms()
-                page = await anext(pages, None)
-                if page is None:
-                    return
-                yield page, read_ms
+            upcoming: asyncio.Future[tuple[Page | None, int]] | None = None
+            try:
+                while True:
+                    page, read_ms = await (read_next() if upcoming is None else upcoming)
+                    if page is None:
+                        return
+                    read_ahead = len(page.items) >= self.settings.alloy_page_size
+                    upcoming = asyncio.ensure_future(read_next()) if read_ahead else None
+                    yield page, read_ms
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await upcoming
 
     def _local_alloy_time(self, started: datetime) -> datetime:
         """Alloy's clock when its response carried no `Date` header: ours, at the pass's start."""
@@ -275,3 +287,14 @@ class Poller:
     async def apply(self, item: Item, read_ms: int) -> None:
         """Bring one job record into the store and act on it (serve/applier.py)."""
         await self.applier.apply(item, read_ms)
+
+
+def _unseen(items: Sequence[Item], seen: set[str]) -> list[Item]:
+    """The items of a page not seen earlier in the pass (an item edited while we page repeats),
+    now added to `seen`."""
+    fresh = []
+    for item in items:
+        if item.itemId not in seen:
+            seen.add(item.itemId)
+            fresh.append(item)
+    return fresh

@@ -6,16 +6,35 @@ as one partial edit of alloysync's own attributes. Writes are paced by a token b
 ALLOYSYNC_REPORT_WRITES_PER_MINUTE (default 120, under Alloy's 150 edits/min for the key), on top
 of the client's own limiter, so the budget holds by construction, not by luck.
 
-Guarantee (outbox → Alloy): **at-least-once, in order per item**.
-  - An event is acknowledged and deleted only after the edit carrying it succeeded; until then it
-    stays in the consumer group's pending list. A reporter that died (crash, failover, restart under
-    a new name) leaves entries there; every reporter takes over *other* reporters' entries idle for
-    CLAIM_IDLE_MS, at start and every CLAIM_EVERY seconds (never its own: they wait for Alloy), so
-    a crash or Alloy being down for an hour loses nothing.
+Coalescing, in every regime: an item's first event is held for ALLOYSYNC_REPORT_COALESCE seconds
+(default 1) before its write may go, and the events that follow fold into it meanwhile. A run
+shorter than the window (Queued → Running → Succeeded) costs one edit even when the budget is
+ample; a longer run still shows Running after the window. After a write, the item's next event
+starts a new window. Under budget pressure items wait for a token besides, and fold longer.
+
+Guarantee (outbox → Alloy): **at-least-once, in order per item, never back to an older state**.
+  - An event is acknowledged and deleted only after the edit carrying it succeeded; until then,
+    held in its window or waiting for Alloy, it stays in the consumer group's pending list. A
+    reporter that died (crash, failover, restart under a new name) leaves entries there; every
+    reporter takes over *other* reporters' entries idle for CLAIM_IDLE_MS, at start and every
+    CLAIM_EVERY seconds (never its own: they wait for Alloy), so a crash during a window or Alloy
+    being down for an hour loses nothing.
   - Per item there is at most one write in flight, and events are folded in stream order. The id
     of the newest event written for each item is kept (`alloysync:reported`): an older event that
     turns up later (taken over from a dead reporter) is acknowledged without being written, so it
     can never put an item back into an older state. Writing the same values twice is harmless.
+  - After a successful edit the `reported` mark, the signature Alloy returned, the reset request
+    flags and the acknowledgement are one script (`Outbox.report_written`), the marks before the
+    acknowledgement: if it does not run, the events stay pending and are written again.
+
+It shares serve's event loop with the poller, under its own task budget rather than in a process
+of its own: each turn of its read loop decodes and folds at most FOLD_CHUNK events before yielding
+to the loop, the backlog and take-over are read in pages of READ_BATCH, at most `concurrency`
+writes are in flight, and each write costs two Redis round trips (`before_write`, then
+`report_written`) besides its edit; writers pick ready items from a heap, so an idle or
+backed-up reporter costs no scan of its pending items. A process would need its own leadership,
+Redis and Alloy connections and failover for work that is I/O-bound once it coalesces; the
+budget keeps the time it holds the loop short, so the poll loop is never starved.
 """
 
 from __future__ import annotations
@@ -23,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import heapq
+import itertools
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +62,7 @@ from alloysync.model.events import Event
 from alloysync.model.job_options import ALL_FEATURES
 from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
-from alloysync.state.jobs import JobStore
-from alloysync.state.outbox import Entry, EntryId, Outbox, entry_key
+from alloysync.state.outbox import READ_BATCH, Entry, EntryId, Outbox, entry_key
 
 logger = get_logger(__name__)
 
@@ -52,6 +72,9 @@ FORGET_CONSUMER_AFTER_MS = 3_600_000  # consumers idle this long with nothing pe
 FIRST_BACKOFF = 0.5  # seconds before retrying an item whose write failed; doubles per failure
 MAX_BACKOFF = 15.0
 READ_BLOCK_MS = 1000  # the longest wait for new events (under the socket timeout)
+FOLD_CHUNK = 100  # events folded per turn of the event loop (the reporter's task budget)
+MAX_READ_PAUSE = 0.1  # seconds between reads of new events (a fifth of the window, at most this)
+IDLE_WAIT = 1.0  # seconds a writer with nothing scheduled waits before looking again
 
 
 @dataclass
@@ -60,8 +83,14 @@ class PendingWrite:
 
     item_id: str
     events: list[tuple[EntryId, str, Event]] = field(default_factory=list)
+    due: float = 0.0  # monotonic time its coalescing window ends (its first event + the window)
     not_before: float = 0.0  # monotonic time before which not to retry (after a failure)
     failures: int = 0  # consecutive failed attempts
+
+    @property
+    def ready_at(self) -> float:
+        """When its write may go: after its window, and after its backoff."""
+        return max(self.due, self.not_before)
 
     def add(self, entry_id: str, event: Event) -> None:
         """Add an event in stream order; an entry already held (claimed again) is ignored."""
@@ -109,16 +138,24 @@ class Reporter:
         # Optional attributes the jobs design lacks are never written (their feature is off).
         self.design = features or DesignFeatures()
         self.alloy = alloy
-        self.store = JobStore(client)
         self.outbox = Outbox(client)
         self.consumer = consumer
         self.concurrency = concurrency
         self.budget = budget or TokenBucket(settings.report_writes_per_minute)
+        self.coalesce = settings.report_coalesce
+        # Events wait in their window anyway: reading a few times a second instead of per event
+        # folds them in batches (fewer reads, views and wake-ups), within a fifth of the window.
+        self.read_pause = min(MAX_READ_PAUSE, self.coalesce / 5)
         self.claim_idle_ms = claim_idle_ms
         self.claim_every = claim_every
         self.codes = settings.attributes
         self.pending: dict[str, PendingWrite] = {}
         self.in_flight: set[str] = set()
+        self.failing: set[str] = set()  # items whose last write failed (backing off)
+        # (ready_at, n, item): when each pending item may be written, soonest first. An entry is a
+        # hint: a writer that pops one checks the item again (see `_reserve`).
+        self._ready: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
         self._wake = asyncio.Event()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -126,10 +163,12 @@ class Reporter:
     async def run(self) -> None:
         """Read and write until cancelled. Each run starts from what Redis holds: the events this
         consumer read but did not acknowledge are read again, so nothing in memory is needed."""
-        self.pending = {}
-        self.in_flight = set()
+        self.pending, self.in_flight, self.failing, self._ready = {}, set(), set(), []
         await self.ensure_group()
-        await self._fold(await self.outbox.read_backlog(self.consumer))
+        after: str | None = "0"
+        while after is not None:
+            backlog, after = await self.outbox.read_backlog(self.consumer, after)
+            await self._fold(backlog)
         writers = [
             asyncio.create_task(self._writer(), name=f"reporter-writer-{n}") for n in range(self.concurrency)
         ]
@@ -139,7 +178,10 @@ class Reporter:
                 if time.monotonic() >= next_claim:
                     await self.take_over_idle()
                     next_claim = time.monotonic() + self.claim_every
-                await self._fold(await self.outbox.read_new(self.consumer, block_ms=READ_BLOCK_MS))
+                new = await self.outbox.read_new(self.consumer, block_ms=READ_BLOCK_MS)
+                await self._fold(new)
+                if len(new) < READ_BATCH:  # caught up: let a batch gather
+                    await asyncio.sleep(self.read_pause)
         finally:
             for writer in writers:
                 writer.cancel()
@@ -161,16 +203,26 @@ class Reporter:
         await self.outbox.forget_consumers(self.consumer, FORGET_CONSUMER_AFTER_MS)
         return len(claimed)
 
-    async def _fold(self, entries: Iterable[Entry], update_views: bool = True) -> None:
-        views: dict[str, dict[str, Any]] = {}
-        for entry_id, event in entries:
-            self.pending.setdefault(event.item_id, PendingWrite(event.item_id)).add(entry_id, event)
-            views.setdefault(event.item_id, {}).update(_view_fields(event))
-        if views:
-            self._wake.set()
-        if update_views:
-            for item_id, view in views.items():
-                await self.store.update_view(item_id, view)
+    async def _fold(self, entries: list[Entry], update_views: bool = True) -> None:
+        """Fold events into their items' pending writes, FOLD_CHUNK per turn of the event loop; an
+        item without a pending write starts its coalescing window with this event. The views of
+        each chunk are written in one round trip."""
+        for start in range(0, len(entries), FOLD_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # the task budget: let the poll loop (and the writers) run
+            now = time.monotonic()
+            views: dict[str, dict[str, Any]] = {}
+            for entry_id, event in entries[start : start + FOLD_CHUNK]:
+                pending = self.pending.get(event.item_id)
+                if pending is None:
+                    pending = PendingWrite(event.item_id, due=now + self.coalesce)
+                    self.pending[event.item_id] = pending
+                    self._schedule(pending)
+                pending.add(entry_id, event)
+                if update_views:
+                    views.setdefault(event.item_id, {}).update(_view_fields(event))
+            if views:
+                await self.outbox.set_views(views)
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -197,22 +249,40 @@ class Reporter:
                     self._requeue(write, MAX_BACKOFF)
             finally:
                 self.in_flight.discard(item_id)
-                self._wake.set()
+                left = self.pending.get(item_id)  # put back, or events that came during the write
+                if left is not None:
+                    self._schedule(left)
+
+    def _schedule(self, pending: PendingWrite) -> None:
+        """Note when the item may be written; wake the writers when it is the soonest."""
+        entry = (pending.ready_at, next(self._order), pending.item_id)
+        heapq.heappush(self._ready, entry)
+        if self._ready[0] is entry:  # the writers wait for the soonest (or for nothing)
+            self._wake.set()
 
     async def _reserve(self) -> str:
-        """Wait for the oldest pending item that has no write in flight and is not backing off."""
+        """Wait for the item that has been ready longest (its window over, not backing off, no
+        write in flight), and reserve it."""
         while True:
             now = time.monotonic()
-            for item_id, pending in self.pending.items():
-                if item_id not in self.in_flight and pending.not_before <= now:
-                    self.in_flight.add(item_id)
-                    return item_id
+            while self._ready and self._ready[0][0] <= now:
+                _at, _n, item_id = heapq.heappop(self._ready)
+                pending = self.pending.get(item_id)
+                if pending is None or item_id in self.in_flight:
+                    continue  # written since; or its writer schedules it again when done
+                if pending.ready_at > now:  # put back to wait (its backoff began after this entry)
+                    heapq.heappush(self._ready, (pending.ready_at, next(self._order), item_id))
+                    continue
+                self.in_flight.add(item_id)
+                return item_id
+            wait = self._ready[0][0] - now if self._ready else IDLE_WAIT
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, IDLE_WAIT))
 
     async def _write(self, write: PendingWrite) -> None:
-        logical = write.attributes(await self.outbox.written_through(write.item_id))
+        written_through, signature = await self.outbox.before_write(write.item_id)
+        logical = write.attributes(written_through)
         if not logical:  # only events older than what is already on the record
             await self._acknowledge(write)
             return
@@ -223,7 +293,6 @@ class Reporter:
         if not attributes:  # only attributes this design does not have
             await self._acknowledge(write)
             return
-        signature = await self.store.known_signature(write.item_id)
         try:
             item = await self.alloy.update_owned(write.item_id, attributes, signature=signature)
         except AlloyError as error:
@@ -236,6 +305,7 @@ class Reporter:
             elif error.is_retryable or error.is_unauthorized:
                 REPORTER_WRITES.labels(outcome="error").inc()
                 write.failures += 1
+                self.failing.add(write.item_id)
                 delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (write.failures - 1)) * random.uniform(0.5, 1.0)
                 logger.warning(
                     "status write failed; keeping the events and retrying",
@@ -255,29 +325,36 @@ class Reporter:
         self._release_waiting()
         REPORTER_WRITES.labels(outcome="ok").inc()
         REPORTER_EVENTS.inc(len(write.events))
-        await self.outbox.mark_reported(write.item_id, write.newest)
-        await self.store.remember_item(item)  # the signature our edit returned: the newest there is
-        if logical.get("run_requested") is False:
-            await self.store.finish_request(write.item_id)
-        if logical.get("cancel_requested") is False:
-            await self.store.finish_request(write.item_id, flag="cancel")
-        if "backfill" in logical and logical["backfill"] is None:
-            await self.store.finish_request(write.item_id, flag="backfill")
-        await self._acknowledge(write)
+        finished = [
+            flag
+            for flag, reset in (
+                ("request", logical.get("run_requested") is False),
+                ("cancel", logical.get("cancel_requested") is False),
+                ("backfill", "backfill" in logical and logical["backfill"] is None),
+            )
+            if reset
+        ]
+        # The signature our edit returned is the newest there is; one round trip for it all.
+        await self.outbox.report_written(
+            write.item_id, write.entry_ids, write.newest, item.signature or "", finished
+        )
 
     def _release_waiting(self) -> None:
         """A write just succeeded: Alloy is answering, so items backing off may go now."""
-        for pending in self.pending.values():
-            if pending.failures:
+        for item_id in self.failing:
+            pending = self.pending.get(item_id)
+            if pending is not None and pending.failures:
                 pending.failures = 0
                 pending.not_before = 0.0
+                self._schedule(pending)
+        self.failing.clear()
 
     def _requeue(self, write: PendingWrite, delay: float) -> None:
         newer = self.pending.pop(write.item_id, None)
         if newer is not None:
             write.absorb(newer)
         write.not_before = time.monotonic() + delay
-        self.pending[write.item_id] = write
+        self.pending[write.item_id] = write  # its writer schedules it when done
 
     async def _acknowledge(self, write: PendingWrite) -> None:
         await self.outbox.acknowledge(write.entry_ids)

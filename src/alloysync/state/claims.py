@@ -9,6 +9,8 @@ Guarantee (queue → worker): **a step is claimed by one message at a time; a ru
   - a message for a step that already finished, or for a run that ended, is dropped;
   - the first step of a run whose job was paused, made invalid or deleted after the run was
     queued is cancelled instead of run.
+`load_and_claim` reads the run and claims in one script (one round trip): the script composes the
+Running event from the record it read, and the actor gets that record back with the claim.
 A claim also files the run in `runs:running` with a deadline (the step's time limit times its
 attempts, plus backoff): a run still running past it lost its worker *and* its message, and serve's
 `RunQueue.recover` (enqueue.py) sends it again, so no run can stay "running" forever.
@@ -23,7 +25,8 @@ state, the run count (once per run) and the outbox event in the same script: the
 and only if the state change happened. When the job's definition moved on since the run was created
 (a new version, or the job is no longer valid), the event still carries the run's times, result and
 count, but not Status, Message or NextRun: a run of an old definition never overwrites what the
-record says about the current one.
+record says about the current one. `finish_step` also appends the step's last log lines
+(state/run_logs.py), so a step's outcome and its log cost one round trip.
 
 Redis being unreachable is not a failure of the task: every call here waits out connection errors
 (Redis restarting, a failover) for up to REDIS_PATIENCE seconds before giving up. Repeating a script
@@ -34,8 +37,9 @@ answers -1.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -90,6 +94,16 @@ class Outcome:
         return cls(int(code), tuple(str(value) for value in values[2:]), int(values[1]))
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What `load_and_claim` answered: the claim, the run's record as read before the claim (None
+    when there is no such run), and the runs admitted when the claim ended the run instead."""
+
+    claim: Claim
+    run: RunRecord | None
+    admitted: tuple[str, ...] = ()
+
+
 class Claims:
     """The transitions, bound to a Redis client with `decode_responses=True`."""
 
@@ -126,6 +140,41 @@ class Claims:
         fields: dict[str, str] = self.patiently("load", lambda: self.client.hgetall(keys.run(run_id)))  # type: ignore[arg-type,return-value]
         return RunRecord.from_hash(fields) if fields else None
 
+    def load_and_claim(
+        self,
+        run_id: str,
+        step: int,
+        message_id: str,
+        now: str,
+        worker: str,
+        deadline_ms: int,
+        limits: Mapping[str, int],
+    ) -> Claimed:
+        """Read the run and claim step `step` for `message_id`, in one script (see the module
+        docstring). A run of a concurrency key claims a slot first (`limits[key]` at once, 1 for a
+        key not in `limits`) or waits in line. The script composes the Running (or waiting) event
+        from the record it read."""
+        claim, admitted, flat = self._claim_reply(run_id, step, message_id, now, worker, deadline_ms, limits)
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        run = RunRecord.from_hash(fields) if fields else None
+        return Claimed(claim, run, admitted)
+
+    def _claim_reply(
+        self,
+        run_id: str,
+        step: int,
+        message_id: str,
+        now: str,
+        worker: str,
+        deadline_ms: int,
+        limits: Mapping[str, int],
+    ) -> tuple[Claim, tuple[str, ...], list[str]]:
+        """`claim_step.lua`'s reply: the claim, the admitted runs, the record's fields (flat)."""
+        run_keys = [keys.run(run_id), keys.OUTBOX, keys.RUNS_RUNNING]
+        args: list[str | int] = [message_id, step, now, worker, deadline_ms, RUN_TTL, _json(limits)]
+        claim, admitted, flat = self.patiently("claim", lambda: self._claim(keys=run_keys, args=args))
+        return Claim(claim), tuple(str(admitted_id) for admitted_id in admitted), flat
+
     def claim(
         self,
         run: RunRecord,
@@ -134,46 +183,15 @@ class Claims:
         now: str,
         worker: str,
         deadline_ms: int,
-        started: Event,
+        started: Event | None = None,
         slot_limit: int = 1,
         slot_waiting: Event | None = None,
     ) -> Claim:
-        """Claim step `step` for `message_id` (see the module docstring); a run of a concurrency
-        key claims a slot first (`slot_limit` at once) or waits in line (`slot_waiting` is its event)."""
-        claim, _admitted = self.claim_and_admit(
-            run, step, message_id, now, worker, deadline_ms, started, slot_limit, slot_waiting
-        )
-        return claim
-
-    def claim_and_admit(
-        self,
-        run: RunRecord,
-        step: int,
-        message_id: str,
-        now: str,
-        worker: str,
-        deadline_ms: int,
-        started: Event,
-        slot_limit: int = 1,
-        slot_waiting: Event | None = None,
-    ) -> tuple[Claim, Outcome]:
-        """`claim`, with the runs admitted when the claim ended the run instead (cancelled)."""
-        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
-        args: list[str | int] = [
-            message_id,
-            step,
-            now,
-            worker,
-            deadline_ms,
-            started.wire(),
-            started.reduced_attributes(),
-            RUN_TTL,
-            slot_limit,
-            (slot_waiting or started).wire(),
-        ]
-        reply = self.patiently("claim", lambda: self._claim(keys=run_keys, args=args))
-        outcome = Outcome.parse(reply, with_score=False)
-        return Claim(str(outcome.code)), outcome
+        """`load_and_claim` for a caller that holds the record (tests, benchmarks); the key's slot
+        limit is `slot_limit`. The events are the script's own: `started` and `slot_waiting` are
+        accepted for callers of the older signature and not used."""
+        limits = {run.concurrency_key: slot_limit} if run.concurrency_key else {}
+        return self._claim_reply(run.run_id, step, message_id, now, worker, deadline_ms, limits)[0]
 
     def finish_step(
         self,
@@ -198,10 +216,14 @@ class Claims:
         result_json: str,
         now_ms: int,
         event: Event,
+        log_lines: Sequence[str] = (),
+        log_max_lines: int = 0,
     ) -> Outcome:
         """Record a step's result. The outcome's code is the new run count after the last step, 0
         after an intermediate step (the run is then pending for its next step), -1 if we lost the
-        step, -2 if the run was cancelled meanwhile (the pipeline stops here)."""
+        step, -2 if the run was cancelled meanwhile (the pipeline stops here). `log_lines` (encoded
+        by state/run_logs.py) are appended to the run's log in the same script, which keeps its
+        newest `log_max_lines`."""
         is_last = step == len(run.steps) - 1
         run_keys = [
             keys.run(run.run_id),
@@ -209,9 +231,10 @@ class Claims:
             keys.job(run.item_id),
             keys.RUNS_PENDING,
             keys.RUNS_RUNNING,
+            keys.run_log(run.run_id),
         ]
         args: list[str | int] = [message_id, step, now, result_json, "1" if is_last else "0", now_ms, RUN_TTL]
-        args += [event.wire(), event.reduced_attributes()]
+        args += [event.wire(), event.reduced_attributes(), log_max_lines, *log_lines]
         reply = self.patiently("finish step", lambda: self._finish(keys=run_keys, args=args))
         return Outcome.parse(reply)
 
@@ -258,3 +281,7 @@ class Claims:
         run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id)]
         args: list[str | int] = [now, reason, RUN_TTL, event.wire()]
         return Outcome.parse(self.patiently("skip", lambda: self._skip(keys=run_keys, args=args)))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

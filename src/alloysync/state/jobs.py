@@ -10,9 +10,13 @@ poller lease, so a paused ex-leader that wakes up cannot overwrite the new leade
 (run creation is fenced the same way, in `state/runs.py`).
 
 A new definition is stored and acted upon in two steps — store the version, act on it (runs,
-schedule, events), then record it as acted (`acted`, with the task registry's digest). A pass that
-dies in between leaves `acted` behind `version`, and the next sighting of the item acts again;
-every action is idempotent (deterministic run ids, overwritten schedule entries, repeated events).
+schedule, events), then record it as acted (`acted`, with the task registry's digest). The poller
+does both a page of records at a time (`apply_definitions`, then `record_acted`, each one pipelined
+round trip); a pass that dies in between, anywhere in the page, leaves `acted` behind `version` for
+every record of the page not yet recorded, and the next sighting of the item acts again; every
+action is idempotent (deterministic run ids, overwritten schedule entries, repeated events).
+`record_acted` appends a record's events before its acted mark, in one pipeline that Redis runs in
+order, so no record is marked acted without its events.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord, 
 OUTCOME_FIELDS = ("state", "scheduled_at", "created", "started", "finished", "error")
 OUTCOME_ERROR_CHARS = 200
 OUTCOME_BATCH = 100  # jobs per script call: each call holds Redis for a few milliseconds at most
+RECORDS_BATCH = 1000  # jobs per pipelined read of job records
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class JobVersion:
     changed: str  # when this version was first seen (Alloy's DateTime text)
     now_version: int = 0  # the version whose once-now run was created
     phase: str = ""  # the phase last decided (before this sighting, unless the version is new)
+    has_schedule: bool = False  # the job has a schedule entry (so removing it takes a write)
 
     @property
     def is_new(self) -> bool:
@@ -70,6 +76,36 @@ class JobVersion:
         return self.is_new or self.acted_registry != registry_digest
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One job record as the poller just read it (see `JobStore.apply_definitions`).
+
+    `decision` and `changed` (when the version was first seen) are stored only with a new version;
+    `run_count` seeds the job's run count from the record the first time it is seen; `signature`
+    ('' when the view carried none) is cached unless a view requested after `read_ms` (Redis time)
+    cached its own."""
+
+    item_id: str
+    fingerprint: str
+    decision: JobDecision
+    changed: str
+    run_count: int | None
+    read_ms: int
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class Acted:
+    """A version acted upon: its events go to the outbox, then the version is marked acted (with
+    the task registry's digest and the optional attributes, `registry_digest`), storing `decision`."""
+
+    item_id: str
+    version: int
+    registry_digest: str
+    decision: JobDecision
+    events: Sequence[Event] = ()
+
+
 class JobStore:
     """Async access to the job records; `client` must decode responses."""
 
@@ -77,6 +113,7 @@ class JobStore:
         self.client = client
         self._apply_definition = scripts.register(client, "apply_definition")
         self._mark_acted = scripts.register(client, "mark_acted")
+        self._append_event = scripts.register(client, "append_event")
         self._forget_job = scripts.register(client, "forget_job")
         self._begin_request = scripts.register(client, "begin_request")
         self._append_request_reset = scripts.register(client, "append_request_reset")
@@ -88,31 +125,55 @@ class JobStore:
 
     # --- poller side (fenced) ----------------------------------------------------------------
 
-    async def apply_definition(
-        self, lease: str, item_id: str, fingerprint: str, decision: JobDecision, changed: str,
-        run_count: int | None,
-    ) -> JobVersion:  # fmt: skip
-        """Store a definition (a new version when its fingerprint is new) and say where it stands.
+    async def apply_definitions(self, lease: str, sightings: Sequence[Sighting]) -> list[JobVersion]:
+        """Store each definition (a new version when its fingerprint is new), cache its signature,
+        and say where each stands: one pipelined round trip for a page of records."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for seen in sightings:
+                decided = {**seen.decision.to_hash(), "changed": seen.changed}
+                args: list[str | int] = [
+                    lease,
+                    seen.item_id,
+                    seen.fingerprint,
+                    "" if seen.run_count is None else str(seen.run_count),
+                    _json(decided),
+                    seen.signature,
+                    seen.read_ms,
+                    seen.decision.title,
+                ]
+                job_keys = [keys.LEASE, keys.job(seen.item_id), keys.JOBS, keys.SCHEDULES]
+                await self._apply_definition(keys=job_keys, args=args, client=pipe)
+            replies: list[list[Any]] = await pipe.execute()
+        for reply in replies:
+            fenced(reply[0])
+        return [
+            JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
+            for r in replies
+        ]
 
-        `decision` and `changed` (when the version was first seen) are stored only with a new
-        version; `run_count` seeds the job's run count from the record the first time it is seen."""
-        decided = {**decision.to_hash(), "changed": changed}
-        result = await self._apply_definition(
-            keys=[keys.LEASE, keys.job(item_id), keys.JOBS],
-            args=[lease, item_id, fingerprint, "" if run_count is None else str(run_count), _json(decided)],
-        )
-        fenced(result[0])
-        return JobVersion(
-            int(result[0]), int(result[1]), str(result[2]), str(result[3]), int(result[4]), str(result[5])
-        )
-
-    async def mark_acted(
-        self, lease: str, item_id: str, version: int, registry_digest: str, decision: JobDecision
-    ) -> None:
-        """Record that `version` was acted upon (with this registry), storing the decision."""
-        job_keys = [keys.LEASE, keys.job(item_id)]
-        args: list[str | int] = [lease, version, registry_digest, _json(decision.to_hash())]
-        fenced(await self._mark_acted(keys=job_keys, args=args))
+    async def record_acted(self, lease: str, acted: Sequence[Acted]) -> None:
+        """Append each version's events, then mark it acted (a version overtaken by a newer one
+        meanwhile stays unmarked): one pipelined round trip for a page. Redis runs the pipeline in
+        order, so a connection lost half-way leaves a version unmarked, never marked without its
+        events; the next sighting acts on it again."""
+        if not acted:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for done in acted:
+                for event in done.events:
+                    await self._append_event(
+                        keys=[keys.LEASE, keys.OUTBOX], args=[lease, event.wire()], client=pipe
+                    )
+                args: list[str | int] = [
+                    lease,
+                    done.version,
+                    done.registry_digest,
+                    _json(done.decision.to_hash()),
+                ]
+                await self._mark_acted(keys=[keys.LEASE, keys.job(done.item_id)], args=args, client=pipe)
+            replies: list[Any] = await pipe.execute()
+        for reply in replies:
+            fenced(reply)
 
     async def forget_job(self, lease: str, item_id: str) -> None:
         """The record is gone from Alloy: drop it from the known jobs and the schedules."""
@@ -209,21 +270,24 @@ class JobStore:
         return await self._records(sorted(await self.job_ids()))
 
     async def _records(self, ids: Sequence[str]) -> list[JobRecord]:
-        """The job records of `ids` (those that exist), with how many runs wait their turn."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for item_id in ids:
-                pipe.hgetall(keys.job(item_id))
-                pipe.llen(keys.job_waiting(item_id))
-                pipe.llen(keys.job_backfill(item_id))
-            replies: list[Any] = await pipe.execute()
+        """The job records of `ids` (those that exist), with how many runs wait their turn: one
+        pipelined round trip per RECORDS_BATCH jobs, so that many jobs never buffer all their
+        replies at once."""
         records = []
-        for index, item_id in enumerate(ids):
-            row, waiting, backfill = replies[3 * index : 3 * index + 3]
-            if row:
-                record = JobRecord.from_hash(item_id, _text_hash(row))
-                records.append(
-                    replace(record, waiting_runs=int(waiting) + int(backfill), backfill_waiting=int(backfill))
-                )
+        for start in range(0, len(ids), RECORDS_BATCH):
+            batch = ids[start : start + RECORDS_BATCH]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for item_id in batch:
+                    pipe.hgetall(keys.job(item_id))
+                    pipe.llen(keys.job_waiting(item_id))
+                    pipe.llen(keys.job_backfill(item_id))
+                replies: list[Any] = await pipe.execute()
+            for index, item_id in enumerate(batch):
+                row, waiting, backfill = replies[3 * index : 3 * index + 3]
+                if row:
+                    record = JobRecord.from_hash(item_id, _text_hash(row))
+                    waits = int(waiting) + int(backfill)
+                    records.append(replace(record, waiting_runs=waits, backfill_waiting=int(backfill)))
         return records
 
     async def note_backfill(self, item_id: str, runs: int, span: str) -> None:

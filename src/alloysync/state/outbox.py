@@ -5,6 +5,11 @@ Events are appended by the poller (fenced, `Outbox.append_fenced`), the schedule
 reporters read them as the consumer group `reporter`, one consumer per serve replica; an entry is
 acknowledged and deleted only after the Alloy edit carrying it succeeded. `reported` keeps, per
 item, the id of the newest entry written to Alloy.
+
+The reporter's bookkeeping around an edit is here too, one round trip each: what it reads before
+the edit (`before_write`: the `reported` mark and the cached signature), what follows a successful
+edit (`report_written.lua`: the mark, the returned signature, the reset request flags, the
+acknowledgement), and the jobs page's view of the events it reads (`set_views.lua`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from redis.exceptions import ResponseError
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
 from alloysync.state.lease import fenced
+from alloysync.state.records import view_hash
 
-READ_BATCH = 500
-BACKLOG_MAX = 100_000  # entries one consumer reads back at start (those it read and never acknowledged)
+READ_BATCH = 500  # entries per read (new ones, a page of the backlog, a page of take-over)
 
 EntryId = tuple[int, int]
 Entry = tuple[str, Event]
@@ -45,7 +50,8 @@ class Outbox:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._append = scripts.register(client, "append_event")
-        self._mark_reported = scripts.register(client, "mark_reported")
+        self._report_written = scripts.register(client, "report_written")
+        self._set_views = scripts.register(client, "set_views")
 
     async def append_fenced(self, lease: str, event: Event) -> None:
         """Append an event as the poller (refused once the lease moved on)."""
@@ -58,12 +64,15 @@ class Outbox:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    async def read_backlog(self, consumer: str) -> list[Entry]:
-        """The entries `consumer` read before and did not acknowledge (after a restart)."""
-        response = await self.client.xreadgroup(
-            keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: "0"}, count=BACKLOG_MAX
+    async def read_backlog(self, consumer: str, after: str = "0") -> tuple[list[Entry], str | None]:
+        """A page of the entries `consumer` read before and did not acknowledge (after a restart),
+        those after entry id `after`: (entries, the `after` of the next page, None after the last)."""
+        response: Any = await self.client.xreadgroup(
+            keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: after}, count=READ_BATCH
         )
-        return _stream_entries(response)
+        raw = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
+        following = str(raw[-1][0]) if len(raw) >= READ_BATCH else None
+        return _entries(raw), following
 
     async def read_new(self, consumer: str, block_ms: int) -> list[Entry]:
         """Entries nobody has read yet, waiting up to `block_ms` for some."""
@@ -108,14 +117,39 @@ class Outbox:
             pipe.xdel(keys.OUTBOX, *entry_ids)
             await pipe.execute()
 
-    async def written_through(self, item_id: str) -> EntryId | None:
-        """The newest entry written to Alloy for the item."""
-        through = await self.client.hget(keys.REPORTED, item_id)
-        return entry_key(str(through)) if through else None
+    async def before_write(self, item_id: str) -> tuple[EntryId | None, str | None]:
+        """What an edit of the item needs, in one round trip: the newest entry already written to
+        Alloy (None when none) and the item's cached signature (None when unknown)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.REPORTED, item_id)
+            pipe.hget(keys.job(item_id), "signature")
+            replies: list[Any] = await pipe.execute()
+        through, signature = replies
+        return (entry_key(str(through)) if through else None), (str(signature) if signature else None)
 
-    async def mark_reported(self, item_id: str, entry_id: str) -> None:
-        """`entry_id` and everything before it for the item is on Alloy (the mark never goes back)."""
-        await self._mark_reported(keys=[keys.REPORTED], args=[item_id, entry_id])
+    async def report_written(
+        self, item_id: str, entry_ids: list[str], newest: str, signature: str, finished: list[str]
+    ) -> None:
+        """An edit carrying `entry_ids` (the newest `newest`) is on Alloy: mark it reported (the mark
+        never goes back), cache the `signature` it returned ('' = none), reset the `finished` request
+        flags ('request', 'cancel', 'backfill', see `JobStore.finish_request`), then acknowledge and
+        delete the entries; one script, one round trip (`report_written.lua`)."""
+        await self._report_written(
+            keys=[keys.REPORTED, keys.job(item_id), keys.OUTBOX],
+            args=[item_id, newest, signature, keys.OUTBOX_GROUP, ",".join(finished), *entry_ids],
+        )
+
+    async def set_views(self, views: dict[str, dict[str, Any]]) -> None:
+        """Record the latest reported state of known jobs for the jobs page (item → reported
+        values, as `JobStore.update_view` takes them); one script, one round trip (`set_views.lua`)."""
+        view_keys = [keys.JOBS]
+        args: list[str | int] = []
+        for item_id, view in views.items():
+            fields = view_hash(view)
+            view_keys.append(keys.job(item_id))
+            args += [item_id, len(fields), *(text for pair in fields.items() for text in pair)]
+        if args:
+            await self._set_views(keys=view_keys, args=args)
 
     async def depth_and_age(self, clock: Callable[[], float] = time.time) -> tuple[int, float]:
         """How many events wait, and the age in seconds of the oldest (0 when empty)."""

@@ -3,7 +3,9 @@
 
 Workers append the lines a step logged (worker/run_log.py captures them) in batches while it runs
 and when it ends, so a worker killed mid-step loses at most the last second of its lines; the list
-is trimmed to ALLOYSYNC_RUN_LOG_MAX_LINES (the newest kept) and expires with the run record.
+is trimmed to ALLOYSYNC_RUN_LOG_MAX_LINES (the newest kept) and expires with the run record. The
+lines left when a step returned travel with its finish instead (`finish_step.lua`, through
+`Claims.finish_step_and_admit`): one round trip for the outcome and the log.
 Readers are the jobs page, the API and the notifier (the last lines of a failed run).
 """
 
@@ -24,6 +26,11 @@ def run_log_key(run_id: str) -> str:
     return keys.run_log(run_id)
 
 
+def encode_lines(lines: Sequence[dict[str, Any]]) -> list[str]:
+    """Lines as the list holds them (one compact JSON object each)."""
+    return [json.dumps(line, separators=(",", ":"), default=str) for line in lines]
+
+
 class RunLogWriter:
     """Appending a run's lines (synchronous, in workers)."""
 
@@ -37,7 +44,7 @@ class RunLogWriter:
             return
         key = run_log_key(run_id)
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, *(json.dumps(line, separators=(",", ":"), default=str) for line in lines))
+            pipe.rpush(key, *encode_lines(lines))
             pipe.ltrim(key, -self.max_lines, -1)
             pipe.expire(key, RUN_TTL)
             pipe.execute()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -25,16 +26,22 @@ class ScheduleStore:
     """The poller's writes; `client` must decode responses."""
 
     def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
         self._set_schedule = scripts.register(client, "set_schedule")
 
-    async def put(self, lease: str, entry: ScheduleEntry) -> None:
+    async def write(self, lease: str, changes: Sequence[tuple[str, ScheduleEntry | None]]) -> None:
+        """Store each job's entry, or drop it (None), telling the scheduler of each change: one
+        pipelined round trip for a page of records."""
+        if not changes:
+            return
         schedule_keys = [keys.LEASE, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
-        fenced(await self._set_schedule(keys=schedule_keys, args=[lease, entry.item_id, entry.to_json()]))
-
-    async def remove(self, lease: str, item_id: str) -> bool:
-        """Drop a job's schedule; True if it had one."""
-        schedule_keys = [keys.LEASE, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
-        return fenced(await self._set_schedule(keys=schedule_keys, args=[lease, item_id, ""])) == 1
+        async with self.client.pipeline(transaction=False) as pipe:
+            for item_id, entry in changes:
+                args = [lease, item_id, "" if entry is None else entry.to_json()]
+                await self._set_schedule(keys=schedule_keys, args=args, client=pipe)
+            replies: list[Any] = await pipe.execute()
+        for reply in replies:
+            fenced(reply)
 
 
 class FireBook:

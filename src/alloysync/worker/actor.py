@@ -1,17 +1,23 @@
 """The `alloysync_run` actor: executes one step of a run on a worker and records the outcome.
 
-Flow for message (run_id, step): claim the step (see state/claims.py) → call the registered task with
+Flow for message (run_id, step): read the run and claim the step in one script (see
+state/claims.py) → call the registered task with
 the job's Params (first step) or the previous step's result → record the result atomically with
 its event → hand over to the next step, or end the run. A failing attempt is re-raised so
 Dramatiq's Retries middleware schedules the next attempt with backoff; the attempt that exhausts
 `max_retries` (a per-task option carried by the message) ends the run as Failed instead — a failure
 is reported once, never once per attempt. Task code is at-least-once: a worker killed mid-step makes
 the step run again on another worker.
+
+Per run, the bookkeeping is two scripts (claim, finish with its log lines) and one INFO line (the
+run's end; the step's start is DEBUG). Lines below the configured level are not built at all
+(`logger.isEnabledFor`), since structlog would run its processors before the level check.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +39,7 @@ from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, u
 from alloysync.settings import Settings
 from alloysync.state.claims import Claim, Claims
 from alloysync.state.records import RunRecord
+from alloysync.state.run_logs import encode_lines
 from alloysync.worker.execution import STEPS, RunCancelled, RunningStep, call_step
 from alloysync.worker.run_log import RunLogCapture
 from alloysync.worker.sleeps import sleep_step
@@ -81,50 +88,38 @@ def run_step(run_id: str, step: int) -> None:
     assert context is not None, "worker/boot.py installs the WorkerContext before messages are processed"
     message = CurrentMessage.get_current_message()
     assert message is not None
-    run = context.claims.load(run_id)
-    if run is None:
-        logger.warning("dropping message for an unknown run")
-        return
-    task_label = run.task_label
     now = utc_now()
-    started = Event(
-        run.item_id,
-        "started",
-        _running_attributes(run, step, now),
-        run_id=run_id,
-        details={"task": task_label, "step": step, "worker": context.worker_name},
-    )
-    deadline_ms = _deadline_ms(message.options, now)
-    limit = context.settings.concurrency_limit(run.concurrency_key) if run.concurrency_key else 1
-    claim, outcome = context.claims.claim_and_admit(
-        run,
+    claimed = context.claims.load_and_claim(
+        run_id,
         step,
         message.message_id,
         format_alloy_datetime(now),
         context.worker_name,
-        deadline_ms,
-        started,
-        limit,
-        _slot_waiting_event(run, limit),
+        _deadline_ms(message.options, now),
+        context.settings.concurrency_limits,
     )
+    claim, run = claimed.claim, claimed.run
+    if run is None:
+        logger.warning("dropping message for an unknown run")
+        return
+    task_label = run.task_label
     if not claim.should_run:
-        logger.info("dropping message", reason=claim.value)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("dropping message", reason=claim.value)
         if claim is Claim.CANCELLED:
             RUNS.labels(task=task_label, outcome="skipped").inc()
         elif claim is Claim.CALLED_OFF:
             RUNS.labels(task=task_label, outcome="cancelled").inc()
-        if outcome.admitted:
-            _send_admitted(context, outcome.admitted)
+        _send_admitted(context, claimed.admitted)
         return
     if step == 0 and not run.started:
-        # The record was loaded before the claim set its start: the run started now.
+        # The record was read before the claim set its start: the run started now.
         run = replace(run, started=format_alloy_datetime(now))
         RUNS_STARTED.labels(task=task_label).inc()
         if run.scheduled_at:
             lateness = (now - parse_alloy_datetime(run.scheduled_at)).total_seconds()
             SCHEDULE_LATENESS.labels(task=task_label).observe(max(0.0, lateness))
     attempt = int(message.options.get("retries", 0)) + 1
-    log = logger.bind(task=run.steps[step], attempt=attempt)
     if context.run_log is not None:  # from here on, this thread's lines are kept with the run
         step_log = context.run_log.begin(run_id, step)
         if step == 0 and claim is Claim.FIRST:
@@ -132,7 +127,8 @@ def run_step(run_id: str, step: int) -> None:
         context.run_log.note(
             step_log, f"step {step + 1} claimed by worker {context.worker_name} (attempt {attempt})"
         )
-    log.info("step started", claim=claim.value)
+    if logger.isEnabledFor(logging.DEBUG):  # a run's one INFO line is its end
+        logger.debug("step started", task=run.steps[step], attempt=attempt, claim=claim.value)
     running = STEPS.enter(run_id)
     try:
         try:
@@ -161,7 +157,7 @@ def run_step(run_id: str, step: int) -> None:
         text = _describe(error, run.steps[step], message.options.get("time_limit"))
         if attempt <= int(message.options.get("max_retries", 0)):
             context.claims.record_attempt_error(run_id, f"attempt {attempt}: {text}")
-            log.warning("step failed, will retry", error=text)
+            logger.warning("step failed, will retry", task=run.steps[step], attempt=attempt, error=text)
             raise
         _record(lambda: _end_failed(context, run, step, message.message_id, text, attempts=attempt))
         return
@@ -232,28 +228,34 @@ def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str
         details={"task": task_label, "outcome": "succeeded", "duration": round(duration, 3)},
     )
     now_ms = int(time.time() * 1000)
+    # The step's log lines not appended yet go with its outcome, in the same script.
+    log_lines = encode_lines(context.run_log.take_current()) if context.run_log is not None else []
+    max_lines = context.settings.run_log_max_lines
     outcome = context.claims.finish_step_and_admit(
-        run, step, message_id, format_alloy_datetime(now), result_json, now_ms, event
+        run, step, message_id, format_alloy_datetime(now), result_json, now_ms, event, log_lines, max_lines
     )
     count = int(outcome.code)
     if count == -1:
         logger.warning("step result discarded: another delivery owns the step now")
         return
     if count == -2:
-        logger.info("run cancelled between steps", step=step)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("run cancelled between steps", step=step)
         RUNS.labels(task=task_label, outcome="cancelled").inc()
         _send_admitted(context, outcome.admitted, outcome.score)
         return
     if count == 0:
         # Hand over to the next step. If this fails for good, the run is in runs:pending and
         # serve's recovery sends the step (enqueue.py).
-        context.claims.patiently("send next step", lambda: context.runs.send_next_step(run.run_id, step + 1))
+        context.claims.patiently("send next step", lambda: context.runs.send_step(run, step + 1))
         context.claims.patiently("clear pending", lambda: context.runs.forget_pending(run.run_id, now_ms))
-        logger.info("step succeeded", next_step=step + 1)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("step succeeded", next_step=step + 1)
         return
     RUNS.labels(task=task_label, outcome="succeeded").inc()
     RUN_DURATION.labels(task=task_label).observe(duration)
-    logger.info("run succeeded", task=task_label, duration=round(duration, 3), run_count=count)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("run succeeded", task=task_label, duration=round(duration, 3), run_count=count)
     _send_admitted(context, outcome.admitted, outcome.score)
 
 
@@ -309,7 +311,8 @@ def _end_cancelled(context: WorkerContext, run: RunRecord, message_id: str, reas
         logger.warning("cancellation discarded: another delivery owns the step now")
         return
     RUNS.labels(task=run.task_label, outcome="cancelled").inc()
-    logger.info("run cancelled", task=run.task_label, reason=reason)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("run cancelled", task=run.task_label, reason=reason)
     _send_admitted(context, outcome.admitted, outcome.score)
 
 
@@ -318,27 +321,6 @@ def _send_admitted(context: WorkerContext, run_ids: tuple[str, ...], score: int 
     fails, they are in runs:pending and serve's recovery sends them (enqueue.py)."""
     if run_ids:
         context.claims.patiently("send admitted runs", lambda: context.runs.send_admitted(run_ids, score))
-
-
-def _slot_waiting_event(run: RunRecord, limit: int) -> Event:
-    message = (
-        f"Waiting for a slot of concurrency key {run.concurrency_key!r} "
-        f"(at most {limit} at once, ALLOYSYNC_CONCURRENCY_LIMITS)"
-    )
-    return Event(run.item_id, "waiting", {"status": Status.QUEUED, "message": message}, run_id=run.run_id)
-
-
-def _running_attributes(run: RunRecord, step: int, now: datetime) -> dict[str, Any]:
-    if len(run.steps) == 1:
-        text = f"Running {run.steps[0]}"
-    else:
-        text = f"Running step {step + 1}/{len(run.steps)}: {run.steps[step]}"
-    if run.progress:
-        text += f" ({run.progress})"
-    attributes: dict[str, Any] = {"status": Status.RUNNING, "message": text}
-    if step == 0:
-        attributes["last_run_started"] = format_alloy_datetime(now)
-    return attributes
 
 
 def _duration(run: RunRecord, now: datetime) -> float:

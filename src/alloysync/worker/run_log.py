@@ -4,7 +4,9 @@ One `RunLogCapture` handler sits on the root logger of every worker process. Whi
 records emitted in its thread — `ctx.log`, any stdlib `logging` call, warnings (routed through
 logging by `logging.captureWarnings`), and alloysync's own events for the run (claimed by which
 worker, retried, interrupted) — are kept for that run, and appended to Redis every FLUSH_EVERY
-seconds and when the step ends, so a killed worker loses at most the last second of them.
+seconds and when the step ends, so a killed worker loses at most the last second of them. A step
+that returned hands its last lines to its finish script instead (`take_current`, worker/actor.py):
+the outcome and the log in one round trip; a line logged after that stays in the process log only.
 
 Bounds: each step keeps at most ALLOYSYNC_RUN_LOG_MAX_BYTES of text (a final line says what was
 dropped), each line at most LINE_MAX_CHARS, and the run's list the newest
@@ -92,6 +94,17 @@ class RunLogCapture(logging.Handler):
         """The step being captured in this thread, if any."""
         return self._steps.get(threading.get_ident())
 
+    def take_current(self) -> list[dict[str, Any]]:
+        """End the capture of this thread's step without appending: its lines not appended yet are
+        returned, for the caller to append with the step's outcome (the finish script). Lines
+        logged after this are not kept with the run."""
+        step_log = self.current()
+        if step_log is None:
+            return []
+        with self._guard:
+            self._steps.pop(threading.get_ident(), None)
+        return self._take(step_log)
+
     def end_current(self) -> None:
         """The message this thread processed is done with: end its step's capture, if any."""
         step_log = self.current()
@@ -127,7 +140,8 @@ class RunLogCapture(logging.Handler):
             step_log.pending.append({"at": now_iso(), "level": level, "text": text, "step": step_log.step})
             step_log.tail.append(text)
 
-    def _flush_one(self, step_log: StepLog) -> None:
+    def _take(self, step_log: StepLog) -> list[dict[str, Any]]:
+        """The step's lines not appended yet (and a note of those dropped over the bound)."""
         with self._guard:
             lines, step_log.pending = step_log.pending, []
             if step_log.dropped:
@@ -137,6 +151,10 @@ class RunLogCapture(logging.Handler):
                 lines.append({"at": now_iso(), "level": "warning", "text": note, "step": step_log.step})
                 step_log.dropped = 0
                 step_log.kept_bytes = self.max_bytes  # nothing more fits
+        return lines
+
+    def _flush_one(self, step_log: StepLog) -> None:
+        lines = self._take(step_log)
         if lines:
             try:
                 self.writer.append(step_log.run_id, lines)

@@ -11,7 +11,8 @@
 --
 -- Returns {-1} when the caller no longer owns the step, else {the job's new run count, now_ms,
 -- ids of the runs admitted in its place...}.
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {-1} end
-redis.call('ZREM', KEYS[4], redis.call('HGET', KEYS[1], 'run_id'))
+local run = run_fields(KEYS[1])
+if run.owner ~= ARGV[1] then return {-1} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[2], 'owner', '', 'error', ARGV[3])
-return end_run(KEYS[1], KEYS[3], KEYS[2], ARGV[5], ARGV[6], tonumber(ARGV[4]), false, ARGV[2])
+-- `release`, in end_run, takes the run out of runs_running.
+return end_run(KEYS[1], KEYS[3], KEYS[2], ARGV[5], ARGV[6], tonumber(ARGV[4]), false, ARGV[2], run)

@@ -57,46 +57,62 @@ local RUNS_CANCELLING = PREFIX .. 'runs:cancelling'
 local NOTIFY_STREAM = PREFIX .. 'notify'
 local ENDED = {succeeded = true, failed = true, skipped = true, cancelled = true}
 
+-- The fields of a run hash the transition scripts decide on, read with one HMGET into a table
+-- (a missing field is `false`).
+local RUN_FIELDS = {'run_id', 'state', 'step', 'owner', 'cancel', 'version', 'item', 'concurrency_key'}
+local function run_fields(run_key)
+  local values = redis.call('HMGET', run_key, unpack(RUN_FIELDS))
+  local run = {}
+  for i, name in ipairs(RUN_FIELDS) do run[name] = values[i] end
+  return run
+end
+
 -- The end of a run: count it, keep the job's failure streak and last success, append its event
 -- (with the count and the streak; with `reduced` attributes for a run of an old definition), file
 -- a notification when the job's NotifyOn policy asks for one (`notify_decision`), let the record
 -- expire after `ttl` seconds, and free its job and slot. `succeeded` says how the run ended;
--- `now_iso` is when (Alloy's DateTime text).
+-- `now_iso` is when (Alloy's DateTime text); `run` is the run's `run_fields`. The job's fields are
+-- read with one HMGET and written with one HSET (the script is atomic, so this is an increment).
 -- Returns {count, now_ms, ids of the runs admitted in its place...} (`release`, defined below).
 local release
 local notify_decision
-local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succeeded, now_iso)
-  local count = redis.call('HINCRBY', job_key, 'run_count', 1)
-  local before = tonumber(redis.call('HGET', job_key, 'consecutive_failures') or '0') or 0
+local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succeeded, now_iso, run)
+  local job = redis.call('HMGET', job_key, 'run_count', 'consecutive_failures', 'state', 'version',
+    'notify_on', 'notify')
+  local count = (tonumber(job[1]) or 0) + 1
+  local before = tonumber(job[2]) or 0
   local streak = 0
   local extra = {'run_count', tostring(count)}
   if succeeded then
-    redis.call('HSET', job_key, 'consecutive_failures', 0, 'last_succeeded', now_iso, 'overdue', '0')
+    redis.call('HSET', job_key, 'run_count', count, 'consecutive_failures', 0, 'last_succeeded', now_iso,
+      'overdue', '0')
     extra[#extra + 1] = 'last_succeeded'
     extra[#extra + 1] = now_iso
   else
-    streak = redis.call('HINCRBY', job_key, 'consecutive_failures', 1)
+    streak = before + 1
+    redis.call('HSET', job_key, 'run_count', count, 'consecutive_failures', streak)
   end
   extra[#extra + 1] = 'consecutive_failures'
   extra[#extra + 1] = tostring(streak)
+  local version = run.version or ''
   local attrs = nil
-  if not definition_is_current(run_key, job_key) then attrs = reduced end
+  if version ~= '' and not (job[3] == 'valid' and job[4] == version) then attrs = reduced end
   append_event(outbox_key, event, attrs, extra)
-  local run_id = redis.call('HGET', run_key, 'run_id')
-  local kind = notify_decision(job_key, succeeded, before, streak)
+  local run_id = run.run_id
+  local kind = notify_decision(job[5] or '', job[6] or '', succeeded, before, streak)
   if kind then
     local fields = cjson.decode(event)
     local message = ''
     for i = 1, #fields, 2 do
       if fields[i] == 'attrs' then message = cjson.decode(fields[i + 1])['message'] or '' end
     end
-    redis.call('XADD', NOTIFY_STREAM, '*', 'item', redis.call('HGET', run_key, 'item') or '', 'run', run_id,
+    redis.call('XADD', NOTIFY_STREAM, '*', 'item', run.item or '', 'run', run_id,
       'kind', kind, 'at', now_iso, 'message', message, 'failures', tostring(streak))
   end
   redis.call('EXPIRE', run_key, ttl)
   local now = now_ms()
   local promoted = {count, now}
-  release(run_id, now, promoted)
+  release(run_id, now, promoted, run)
   return promoted
 end
 
@@ -117,10 +133,11 @@ end
 -- Drop the members of `set_key` whose run ended or expired (a lost run cannot block a job or a
 -- key forever); returns how many are left.
 local function prune(set_key)
+  local left = 0
   for _, id in ipairs(redis.call('SMEMBERS', set_key)) do
-    if not is_live(id) then redis.call('SREM', set_key, id) end
+    if is_live(id) then left = left + 1 else redis.call('SREM', set_key, id) end
   end
-  return redis.call('SCARD', set_key)
+  return left
 end
 
 -- How many of `ckey`'s `limit` slots are taken; the holders are checked for ended or lost runs
@@ -149,8 +166,10 @@ local function pop_waiting(list_key)
 end
 
 -- When none of the job's runs is active any more, admit the next waiting one (Overlap first,
--- then backfill runs, oldest first).
+-- then backfill runs, oldest first). A job with no run waiting costs one EXISTS (its active set
+-- is then pruned by the next script that looks at it).
 local function promote_job(item, now, promoted)
+  if redis.call('EXISTS', waiting_key(item), backfill_key(item)) == 0 then return end
   if prune(active_key(item)) > 0 then return end
   local id = pop_waiting(waiting_key(item)) or pop_waiting(backfill_key(item))
   if id then
@@ -171,12 +190,14 @@ local function promote_slots(ckey, now, promoted)
 end
 
 -- A run ended (or will never run): free its job and its concurrency slot for the next in line.
--- Appends the ids of the runs admitted instead to `promoted`.
-release = function(id, now, promoted)
-  local run = run_key(id)
-  local item = redis.call('HGET', run, 'item') or ''
-  local ckey = redis.call('HGET', run, 'concurrency_key') or ''
-  redis.call('SREM', RUNS_CANCELLING, id)
+-- Appends the ids of the runs admitted instead to `promoted`. `run`, when given, is the run's
+-- `run_fields` (read already); else its fields are read here.
+release = function(id, now, promoted, run)
+  run = run or run_fields(run_key(id))
+  local item = run.item or ''
+  local ckey = run.concurrency_key or ''
+  -- Only a run marked `cancel` is ever filed in runs:cancelling (cancel_job.lua, create_run.lua).
+  if (run.cancel or '') ~= '' then redis.call('SREM', RUNS_CANCELLING, id) end
   redis.call('ZREM', RUNS_RUNNING, id)
   if ckey ~= '' then
     redis.call('SREM', holders_key(ckey), id)
@@ -202,15 +223,15 @@ local function cancel_now(id, now, now_iso, reason, outbox_key, promoted)
   release(id, now, promoted)
 end
 
--- Whether a run's end is worth a notification, by the job's NotifyOn policy (its `notify_on` and
--- `notify` fields, which the poller keeps): 'failed', 'recovered', 'succeeded', or nil.
+-- Whether a run's end is worth a notification, by the job's NotifyOn policy (`policy`, its
+-- `notify_on` field, and `targets`, its `notify` field, which the poller keeps): 'failed',
+-- 'recovered', 'succeeded', or nil.
 --   failure (default)  the first failure of a streak, and the recovery after one
 --   every-failure      every failure, and the recovery
 --   always             every end
 --   never, or no Notify targets, or the feature off: nothing
-notify_decision = function(job_key, succeeded, failures_before, streak)
-  local policy = redis.call('HGET', job_key, 'notify_on') or ''
-  if policy == '' or policy == 'never' or (redis.call('HGET', job_key, 'notify') or '') == '' then return nil end
+notify_decision = function(policy, targets, succeeded, failures_before, streak)
+  if policy == '' or policy == 'never' or targets == '' then return nil end
   if succeeded then
     if failures_before > 0 then return 'recovered' end
     if policy == 'always' then return 'succeeded' end
