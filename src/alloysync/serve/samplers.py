@@ -69,9 +69,7 @@ async def sample_forever(settings: Settings, client: aioredis.Redis, registry: T
             WORKERS.set(await stats.live_workers(time.time() - settings.worker_heartbeat_timeout))
             if time.monotonic() >= jobs_due:
                 started = time.monotonic()
-                jobs = await store.jobs()
-                count_jobs(jobs)
-                per_job.update(jobs)
+                await sample_jobs(store, per_job)
                 took = time.monotonic() - started
                 jobs_due = started + took / JOBS_SAMPLE_SHARE  # small: the next turn samples again
             synced_through = await sync.synced_through()
@@ -82,15 +80,42 @@ async def sample_forever(settings: Settings, client: aioredis.Redis, registry: T
         await asyncio.sleep(SAMPLE_INTERVAL)
 
 
+async def sample_jobs(store: JobStore, per_job: PerJobGauges) -> None:
+    """The jobs-by-status and per-job gauges, from the job records read a batch at a time: serve
+    never holds every record at once, only those that a per-job gauge exports."""
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    gauged: list[JobRecord] = []
+    async for batch in store.jobs_in_batches():
+        tally_statuses(batch, counts)
+        gauged.extend(job for job in batch if has_per_job_gauge(job))
+    set_job_counts(counts)
+    per_job.update(gauged)
+
+
+JOB_STATUSES = (*(status.value for status in Status), "Paused")
+
+
 def count_jobs(jobs: Iterable[JobRecord]) -> None:
     """Set the jobs-by-status gauge from the job records (the view the jobs page shows)."""
-    counts = dict.fromkeys([*(status.value for status in Status), "Paused"], 0)
+    set_job_counts(tally_statuses(jobs, dict.fromkeys(JOB_STATUSES, 0)))
+
+
+def tally_statuses(jobs: Iterable[JobRecord], counts: dict[str, int]) -> dict[str, int]:
     for job in jobs:
         status = job_summary(job)["status"]
         if status in counts:
             counts[status] += 1
+    return counts
+
+
+def set_job_counts(counts: dict[str, int]) -> None:
     for status, count in counts.items():
         JOBS.labels(status=status).set(count)
+
+
+def has_per_job_gauge(job: JobRecord) -> bool:
+    """Whether `per_job_values` exports anything for this job (a MaxAge, or a failure streak)."""
+    return job.max_age_seconds is not None or job.consecutive_failures >= 1
 
 
 JobLabels = tuple[str, str]  # (item_id, title)

@@ -22,7 +22,7 @@ order, so no record is marked acted without its events.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -268,6 +268,12 @@ class JobStore:
 
     async def jobs(self) -> list[JobRecord]:
         return await self._records(sorted(await self.job_ids()))
+
+    async def jobs_in_batches(self) -> AsyncIterator[list[JobRecord]]:
+        """Every job record, RECORDS_BATCH at a time: for readers that need not hold them all."""
+        ids = sorted(await self.job_ids())
+        for start in range(0, len(ids), RECORDS_BATCH):
+            yield await self._records(ids[start : start + RECORDS_BATCH])
 
     async def _records(self, ids: Sequence[str]) -> list[JobRecord]:
         """The job records of `ids` (those that exist), with how many runs wait their turn: one
