@@ -28,11 +28,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from alloysync.alloy.models import Item
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
 from alloysync.state.lease import fenced
-from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord, view_hash
+from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord
 
 # The run fields the jobs page's outcome strips need (see `JobStore.recent_outcomes`).
 OUTCOME_FIELDS = ("state", "scheduled_at", "created", "started", "finished", "error")
@@ -119,7 +118,6 @@ class JobStore:
         self._append_request_reset = scripts.register(client, "append_request_reset")
         self._finish_request = scripts.register(client, "finish_request")
         self._cancel_job = scripts.register(client, "cancel_job")
-        self._remember_item = scripts.register(client, "remember_item")
         self._recent_outcomes = scripts.register(client, "recent_outcomes")
         self._mark_overdue = scripts.register(client, "mark_overdue")
 
@@ -229,27 +227,6 @@ class JobStore:
     async def finish_request(self, item_id: str, flag: str = "request") -> None:
         """Our reset of the flag landed on Alloy: views requested before now are stale."""
         await self._finish_request(keys=[keys.job(item_id)], args=[flag])
-
-    async def remember_item(self, item: Item, read_ms: int | None = None, title: str = "") -> None:
-        """Cache the item's signature (for the reporter's next edit) unless a newer view's is cached.
-
-        `read_ms` is the Redis time just before the view was requested; None for the item an edit
-        of ours just returned (the newest there is). Query results may carry no signature."""
-        if item.signature:
-            await self._remember_item(
-                keys=[keys.job(item.itemId)],
-                args=[item.signature, "" if read_ms is None else read_ms, title],
-            )
-
-    async def known_signature(self, item_id: str) -> str | None:
-        signature = await self.client.hget(keys.job(item_id), "signature")
-        return str(signature) if signature else None
-
-    async def update_view(self, item_id: str, view: dict[str, Any]) -> None:
-        """Record the latest reported state of a known job for the jobs page."""
-        if not view or not await self.client.sismember(keys.JOBS, item_id):
-            return
-        await self.client.hset(keys.job(item_id), mapping=view_hash(view))  # type: ignore[arg-type]
 
     async def now_ms(self) -> int:
         """Redis's clock in milliseconds: the one clock every serve replica shares."""

@@ -141,7 +141,7 @@ class Outbox:
 
     async def set_views(self, views: dict[str, dict[str, Any]]) -> None:
         """Record the latest reported state of known jobs for the jobs page (item → reported
-        values, as `JobStore.update_view` takes them); one script, one round trip (`set_views.lua`)."""
+        values, in `view_hash`'s fields); one script, one round trip (`set_views.lua`)."""
         view_keys = [keys.JOBS]
         args: list[str | int] = []
         for item_id, view in views.items():

@@ -12,7 +12,7 @@
 -- decided_json  a JSON object of the decided fields, stored only with a new version
 -- signature     the view's item signature ('' = the view carried none: the cache is left alone)
 -- read_ms       Redis time just before the view was requested: the signature and the title are
---               kept only if no newer view's signature is cached (as remember_item.lua does)
+--               kept only if no newer view's signature is cached
 -- title         the record's title ('' leaves it)
 --
 -- Stores a definition: a new version when its fingerprint is new.

@@ -16,8 +16,8 @@
 -- Everything that follows an Alloy edit that succeeded, in one step (the reporter's one round trip
 -- per edit):
 --   - `reported` keeps the newest entry id written per item (it never goes back);
---   - the job caches the signature the edit returned (the newest there is: the same rule as
---     remember_item.lua with read_ms = now), for the next edit;
+--   - the job caches the signature the edit returned (the newest there is: its time is now,
+--     later than any view's, as apply_definition.lua orders them), for the next edit;
 --   - each finished flag is reset as finish_request.lua does: views requested before now may
 --     still show it set and must not start another request;
 --   - the entries are acknowledged and deleted, last, so a script that did not run leaves them
