@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from alloysync.state import keys
+from alloysync.state.streams import ConsumerGroup
 
 READ_BATCH = 100
 BACKLOG_MAX = 10_000  # entries one consumer reads back at start (those it read and never acknowledged)
@@ -71,6 +71,7 @@ class NotificationQueue:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        self.group = ConsumerGroup(client, keys.NOTIFY, keys.NOTIFY_GROUP, READ_BATCH)
 
     async def append(
         self, item_id: str, kind: str, at: str, message: str, run_id: str = "", failures: int = 0
@@ -87,55 +88,23 @@ class NotificationQueue:
         return str(await self.client.xadd(keys.NOTIFY, fields))  # type: ignore[arg-type]
 
     async def ensure_group(self) -> None:
-        try:
-            await self.client.xgroup_create(keys.NOTIFY, keys.NOTIFY_GROUP, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        await self.group.ensure()
 
     async def read_backlog(self, consumer: str) -> list[NotificationEntry]:
         """The entries `consumer` read before and did not acknowledge."""
-        response = await self.client.xreadgroup(
-            keys.NOTIFY_GROUP, consumer, {keys.NOTIFY: "0"}, count=BACKLOG_MAX
-        )
-        return _stream_entries(response)
+        return _entries(await self.group.read(consumer, "0", count=BACKLOG_MAX))
 
     async def read_new(self, consumer: str, block_ms: int) -> list[NotificationEntry]:
         """Entries nobody has read yet, waiting up to `block_ms` for some."""
-        response = await self.client.xreadgroup(
-            keys.NOTIFY_GROUP, consumer, {keys.NOTIFY: ">"}, count=READ_BATCH, block=block_ms
-        )
-        return _stream_entries(response)
+        return _entries(await self.group.read(consumer, ">", block_ms=block_ms))
 
     async def take_over_idle(self, consumer: str, min_idle_ms: int) -> list[NotificationEntry]:
-        """Claim for `consumer` the entries *other* consumers read at least `min_idle_ms` ago and
-        never acknowledged (their notifier died). Entries `consumer` holds itself are left alone,
-        however long they have waited: it is retrying them (an SMTP server that is down)."""
-        taken: list[NotificationEntry] = []
-        start = "-"
-        while True:
-            pending = await self.client.xpending_range(
-                keys.NOTIFY, keys.NOTIFY_GROUP, min=start, max="+", count=READ_BATCH, idle=min_idle_ms
-            )
-            others: list[int | bytes | str | memoryview] = [
-                str(entry["message_id"]) for entry in pending if entry["consumer"] != consumer
-            ]
-            if others:
-                # XCLAIM with the same idle bound: an entry another notifier touched meanwhile stays its own.
-                claimed = await self.client.xclaim(
-                    keys.NOTIFY, keys.NOTIFY_GROUP, consumer, min_idle_ms, others
-                )
-                taken += _entries(claimed)
-            if len(pending) < READ_BATCH:
-                return taken
-            start = "(" + str(pending[-1]["message_id"])
+        """Claim the entries of notifiers that died (see `ConsumerGroup.take_over_idle`; the ones
+        this notifier holds itself it is retrying, and they stay its own)."""
+        return _entries(await self.group.take_over_idle(consumer, min_idle_ms))
 
     async def forget_consumers(self, consumer: str, idle_ms: int) -> None:
-        """Delete the other consumers that hold nothing and were idle for `idle_ms` (long gone)."""
-        for other in await self.client.xinfo_consumers(keys.NOTIFY, keys.NOTIFY_GROUP):
-            gone = not other["pending"] and other["idle"] > idle_ms
-            if other["name"] != consumer and gone:
-                await self.client.xgroup_delconsumer(keys.NOTIFY, keys.NOTIFY_GROUP, other["name"])
+        await self.group.forget_consumers(consumer, idle_ms)
 
     async def delivered(self, entry_id: str) -> dict[str, str]:
         """The entry's targets that are done, with how (sent, refused, skipped)."""
@@ -167,13 +136,6 @@ class NotificationQueue:
         """Redis's clock in milliseconds (the clock the entry ids are on)."""
         seconds, microseconds = await self.client.time()
         return int(seconds) * 1000 + int(microseconds) // 1000
-
-
-def _stream_entries(response: Any) -> list[NotificationEntry]:
-    raw: list[tuple[str, dict[str, str]]] = []
-    for _stream, stream_entries in response or []:
-        raw.extend(stream_entries)
-    return _entries(raw)
 
 
 def _entries(raw: Any) -> list[NotificationEntry]:

@@ -20,12 +20,12 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
 from alloysync.state.lease import fenced
 from alloysync.state.records import view_hash
+from alloysync.state.streams import ConsumerGroup
 
 READ_BATCH = 500  # entries per read (new ones, a page of the backlog, a page of take-over)
 
@@ -49,6 +49,7 @@ class Outbox:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        self.group = ConsumerGroup(client, keys.OUTBOX, keys.OUTBOX_GROUP, READ_BATCH)
         self._append = scripts.register(client, "append_event")
         self._report_written = scripts.register(client, "report_written")
         self._set_views = scripts.register(client, "set_views")
@@ -58,57 +59,26 @@ class Outbox:
         fenced(await self._append(keys=[keys.LEASE, keys.OUTBOX], args=[lease, event.wire()]))
 
     async def ensure_group(self) -> None:
-        try:
-            await self.client.xgroup_create(keys.OUTBOX, keys.OUTBOX_GROUP, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        await self.group.ensure()
 
     async def read_backlog(self, consumer: str, after: str = "0") -> tuple[list[Entry], str | None]:
         """A page of the entries `consumer` read before and did not acknowledge (after a restart),
         those after entry id `after`: (entries, the `after` of the next page, None after the last)."""
-        response: Any = await self.client.xreadgroup(
-            keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: after}, count=READ_BATCH
-        )
-        raw = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
+        raw = await self.group.read(consumer, after)
         following = str(raw[-1][0]) if len(raw) >= READ_BATCH else None
         return _entries(raw), following
 
     async def read_new(self, consumer: str, block_ms: int) -> list[Entry]:
         """Entries nobody has read yet, waiting up to `block_ms` for some."""
-        response = await self.client.xreadgroup(
-            keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: ">"}, count=READ_BATCH, block=block_ms
-        )
-        return _stream_entries(response)
+        return _entries(await self.group.read(consumer, ">", block_ms=block_ms))
 
     async def take_over_idle(self, consumer: str, min_idle_ms: int) -> list[Entry]:
-        """Claim for `consumer` the entries *other* consumers read at least `min_idle_ms` ago and
-        never acknowledged (their reporter died). Entries `consumer` holds itself are left alone,
-        however long they have waited (an Alloy outage keeps a reporter's own entries pending)."""
-        taken: list[Entry] = []
-        start = "-"
-        while True:
-            pending = await self.client.xpending_range(
-                keys.OUTBOX, keys.OUTBOX_GROUP, min=start, max="+", count=READ_BATCH, idle=min_idle_ms
-            )
-            others: list[int | bytes | str | memoryview] = [
-                str(entry["message_id"]) for entry in pending if entry["consumer"] != consumer
-            ]
-            if others:
-                claimed = await self.client.xclaim(
-                    keys.OUTBOX, keys.OUTBOX_GROUP, consumer, min_idle_ms, others
-                )
-                taken += _entries(claimed)
-            if len(pending) < READ_BATCH:
-                return taken
-            start = "(" + str(pending[-1]["message_id"])
+        """Claim the entries of reporters that died (see `ConsumerGroup.take_over_idle`; an Alloy
+        outage keeps a reporter's own entries pending, and they stay its own)."""
+        return _entries(await self.group.take_over_idle(consumer, min_idle_ms))
 
     async def forget_consumers(self, consumer: str, idle_ms: int) -> None:
-        """Delete the other consumers that hold nothing and were idle for `idle_ms` (long gone)."""
-        for other in await self.client.xinfo_consumers(keys.OUTBOX, keys.OUTBOX_GROUP):
-            gone = not other["pending"] and other["idle"] > idle_ms
-            if other["name"] != consumer and gone:
-                await self.client.xgroup_delconsumer(keys.OUTBOX, keys.OUTBOX_GROUP, other["name"])
+        await self.group.forget_consumers(consumer, idle_ms)
 
     async def acknowledge(self, entry_ids: list[str]) -> None:
         """Acknowledge and delete entries (their edit is on Alloy, or there is nothing to write)."""
@@ -159,13 +129,6 @@ class Outbox:
         if oldest:
             age = max(0.0, clock() - entry_key(str(oldest[0][0]))[0] / 1000)
         return depth, age
-
-
-def _stream_entries(response: Any) -> list[Entry]:
-    raw: list[tuple[str, dict[str, str]]] = []
-    for _stream, stream_entries in response or []:
-        raw.extend(stream_entries)
-    return _entries(raw)
 
 
 def _entries(raw: Any) -> list[Entry]:
