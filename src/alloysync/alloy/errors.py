@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 __all__ = [
@@ -75,6 +76,7 @@ _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
+@dataclass(eq=False)
 class AlloyError(Exception):
     """A failed Alloy API call.
 
@@ -84,25 +86,17 @@ class AlloyError(Exception):
     `retry_after` is how long the server asked us to wait, in seconds, when it said so.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str = "",
-        category: str = "",
-        error_data: Any = None,
-        request: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.category = category
-        self.error_data = error_data
-        self.request = request
-        self.retry_after = retry_after
+    message: str
+    _: KW_ONLY
+    status: int | None = None
+    code: str = ""
+    category: str = ""
+    error_data: Any = None
+    request: str | None = None
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return f"{self.message} [{self.request}]" if self.request else self.message

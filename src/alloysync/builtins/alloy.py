@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from jmespath.parser import ParsedResult
 
 from alloysync.alloy import aqs
 from alloysync.alloy.client import AlloyClient
@@ -189,6 +192,30 @@ def _check_update(options: Mapping[str, Any], settings: Settings) -> None:
     _check_values(options, settings, "alloy.update")
 
 
+@dataclass(frozen=True)
+class _Values:
+    """The attributes alloy.update and alloy.create set: the fixed `values`, and `values_from` (a
+    JMESPath per attribute code) evaluated over each entry of the input."""
+
+    fixed: dict[str, Any]
+    expressions: dict[str, ParsedResult]
+
+    @classmethod
+    def compile(cls, values: dict[str, Any] | None, values_from: dict[str, str] | None) -> _Values:
+        expressions = {
+            code: compile_jmespath(text, f"values_from.{code}") for code, text in (values_from or {}).items()
+        }
+        return cls(dict(values or {}), expressions)
+
+    def of(self, entry: Any) -> dict[str, Any]:
+        """The attribute values for one entry of the input."""
+        found = {
+            code: search(expression, entry, f"values_from.{code}")
+            for code, expression in self.expressions.items()
+        }
+        return {**self.fixed, **found}
+
+
 class DesignGate:
     """Whether an item's design may be edited under the `design` option: it is that design, or
     implements it (an interface code), and is not the jobs design. Designs are read once per step."""
@@ -247,9 +274,7 @@ async def update(
     _check_update({"design": design, "values": values, "values_from": values_from, "stamp": stamp}, settings)
     rows = rows_of(previous, "alloy.update")
     check_item_count(len(rows), settings, "alloy.update")
-    expressions = {
-        code: compile_jmespath(text, f"values_from.{code}") for code, text in (values_from or {}).items()
-    }
+    setting = _Values.compile(values, values_from)
     gate = DesignGate(ctx.alloy, design, settings)
     edited = unchanged = already = 0
     result: list[dict[str, Any]] = []
@@ -257,13 +282,7 @@ async def update(
         done = await memory.recall(ctx.run_id, ctx.step)
         for row in rows:
             item_id = row["itemId"]
-            changes = dict(values or {})
-            changes.update(
-                {
-                    code: search(expression, row, f"values_from.{code}")
-                    for code, expression in expressions.items()
-                }
-            )
+            changes = setting.of(row)
             if stamp:
                 now = format_alloy_datetime(utc_now())
                 changes.update(dict.fromkeys(stamp, now))
@@ -338,10 +357,8 @@ async def create(
     """
     settings = settings_of(ctx)
     _check_create({"design": design, "values": values, "values_from": values_from}, settings)
-    expressions = {
-        code: compile_jmespath(text, f"values_from.{code}") for code, text in (values_from or {}).items()
-    }
-    if expressions:
+    setting = _Values.compile(values, values_from)
+    if setting.expressions:
         if not isinstance(previous, list):
             raise BuiltinError(
                 "alloy.create with 'values_from' creates one item per entry of a list: its input is no list"
@@ -358,13 +375,7 @@ async def create(
             if made:
                 rows.append({"itemId": made, "designCode": design})
                 continue
-            attributes = dict(values or {})
-            attributes.update(
-                {
-                    code: search(expression, source, f"values_from.{code}")
-                    for code, expression in expressions.items()
-                }
-            )
+            attributes = setting.of(source)
             try:
                 item = await ctx.alloy.create_item(design, attributes, collection)
             except AlloyError as error:

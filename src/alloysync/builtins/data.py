@@ -12,8 +12,8 @@ Nothing here reads files, imports code or evaluates Python.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 from alloysync.builtins.common import (
     ROWS_KEY,
@@ -27,22 +27,32 @@ from alloysync.builtins.common import (
 from alloysync.builtins.templates import BoundedEnvironment, template_variables
 from alloysync.model.context import RunContext
 from alloysync.model.outcomes import PipelineEnds
-from alloysync.model.registry import ParamsError, task
+from alloysync.model.registry import OptionsCheck, ParamsError, task
 from alloysync.settings import Settings
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _data_task(name: str, check: OptionsCheck, example: Mapping[str, Any]) -> Callable[[_F], _F]:
+    """Register a data task; they all compute over the previous result alone, with no retries and
+    a one-minute time limit."""
+    return task(name, max_retries=0, time_limit=60, check=check, example=example)
+
 
 # --- data.select / data.filter ---------------------------------------------------------------
 
 
-def _check_select(options: Mapping[str, Any], settings: Settings) -> None:
-    compile_jmespath(options.get("expression"), "expression")
+def _check_jmespath(option: str) -> OptionsCheck:
+    """The options check of a task whose option `option` is a (required) JMESPath expression."""
+
+    def check(options: Mapping[str, Any], settings: Settings) -> None:
+        compile_jmespath(options.get(option), option)
+
+    return check
 
 
-@task(
-    "data.select",
-    max_retries=0,
-    time_limit=60,
-    check=_check_select,
-    example={"expression": "[].{ref: ref, status: status}"},
+@_data_task(
+    "data.select", _check_jmespath("expression"), example={"expression": "[].{ref: ref, status: status}"}
 )
 async def select(previous: Any = None, *, ctx: RunContext, expression: str) -> Any:
     """The JMESPath `expression` evaluated over the previous result (any JSON value)."""
@@ -51,15 +61,9 @@ async def select(previous: Any = None, *, ctx: RunContext, expression: str) -> A
     return result
 
 
-def _check_filter(options: Mapping[str, Any], settings: Settings) -> None:
-    compile_jmespath(options.get("where"), "where")
-
-
-@task(
+@_data_task(
     "data.filter",
-    max_retries=0,
-    time_limit=60,
-    check=_check_filter,
+    _check_jmespath("where"),
     example={"where": "priority != 'Low' && age_days(reported) > `30`"},
 )
 async def filter_(previous: Any = None, *, ctx: RunContext, where: str) -> list[Any]:
@@ -87,11 +91,9 @@ def _check_render(options: Mapping[str, Any], settings: Settings) -> None:
         environment.compile_checked(options["subject"], "subject")
 
 
-@task(
+@_data_task(
     "data.render",
-    max_retries=0,
-    time_limit=60,
-    check=_check_render,
+    _check_render,
     example={
         "subject": "{{ input | length }} defects escalated",
         "template": "{% for d in input %}{{ d.ref }}  {{ d.reported | date('%d %b') }}\n{% endfor %}",
@@ -142,7 +144,7 @@ def _check_count(options: Mapping[str, Any], settings: Settings) -> None:
         compile_jmespath(options["expression"], "expression")
 
 
-@task("data.count", max_retries=0, time_limit=60, check=_check_count, example={})
+@_data_task("data.count", _check_count, example={})
 async def count(previous: Any = None, *, ctx: RunContext, expression: str | None = None) -> dict[str, Any]:
     """Count the previous list (or take a JMESPath `expression`'s number); pass the rows on.
 
@@ -161,13 +163,7 @@ def _check_threshold(options: Mapping[str, Any], settings: Settings) -> None:
         raise ParamsError("option 'below' must be greater than 'above' when both are given")
 
 
-@task(
-    "data.threshold",
-    max_retries=0,
-    time_limit=60,
-    check=_check_threshold,
-    example={"above": 50, "when": "crossing"},
-)
+@_data_task("data.threshold", _check_threshold, example={"above": 50, "when": "crossing"})
 async def threshold(
     previous: Any = None,
     *,

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urljoin
 
@@ -130,7 +131,7 @@ async def request(
                 continue
             payload = search(shape, entry, "body_from") if shape is not None else body
             request_headers = {**sent_headers, "Idempotency-Key": _idempotency_key(ctx, position)}
-            answer = await _send(session, settings, method, url, request_headers, payload, form)
+            answer = await _send(session, settings, _Request(method, url, request_headers, payload, form))
             ctx.log.info(
                 "http.request %s %s -> %d (%d bytes)", method, url, answer["status"], answer["bytes"]
             )
@@ -148,53 +149,50 @@ async def request(
     return {**answer, "summary": f"{method} {url} -> {answer['status']}"}
 
 
-async def _send(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    payload: Any,
-    form: dict[str, str] | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Request:
+    """One HTTP request as sent: a JSON `payload` or a `form` (or neither) as its body."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    payload: Any
+    form: dict[str, str] | None
+
+
+async def _send(session: aiohttp.ClientSession, settings: Settings, request: _Request) -> dict[str, Any]:
     """One request, its redirects followed by hand within the allow-list, under one timeout."""
     try:
         async with asyncio.timeout(settings.builtin_http_timeout):
-            return await _follow(session, settings, method, url, headers, payload, form)
+            return await _follow(session, settings, request)
     except TimeoutError:
         raise BuiltinError(
-            f"http.request: {method} {url} took longer than {settings.builtin_http_timeout:g} s "
-            "(ALLOYSYNC_BUILTIN_HTTP_TIMEOUT)"
+            f"http.request: {request.method} {request.url} took longer than "
+            f"{settings.builtin_http_timeout:g} s (ALLOYSYNC_BUILTIN_HTTP_TIMEOUT)"
         ) from None
 
 
-async def _follow(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    payload: Any,
-    form: dict[str, str] | None,
-) -> dict[str, Any]:
-    target = url
+async def _follow(session: aiohttp.ClientSession, settings: Settings, request: _Request) -> dict[str, Any]:
+    """Send `request`, then again to each redirect's Location (after a 303, or a 301 or 302 of a
+    POST, as a GET without a body)."""
+    sent = request
     for _hop in range(MAX_REDIRECTS + 1):
-        if not url_allowed(target, settings.builtin_http_allow):
+        if not url_allowed(sent.url, settings.builtin_http_allow):
             raise BuiltinError(
-                f"http.request: {url} redirected to {target}, which is not under an allowed prefix "
-                "(ALLOYSYNC_BUILTIN_HTTP_ALLOW); not followed"
+                f"http.request: {request.url} redirected to {sent.url}, which is not under an allowed "
+                "prefix (ALLOYSYNC_BUILTIN_HTTP_ALLOW); not followed"
             )
-        arguments: dict[str, Any] = {"headers": headers, "allow_redirects": False}
-        if form is not None:
-            arguments["data"] = form
-        elif payload is not None and method != "GET":
-            arguments["json"] = payload
+        arguments: dict[str, Any] = {"headers": sent.headers, "allow_redirects": False}
+        if sent.form is not None:
+            arguments["data"] = sent.form
+        elif sent.payload is not None and sent.method != "GET":
+            arguments["json"] = sent.payload
         try:
-            async with session.request(method, target, **arguments) as response:
+            async with session.request(sent.method, sent.url, **arguments) as response:
                 if response.status in _REDIRECTS and "Location" in response.headers:
-                    target = urljoin(target, response.headers["Location"])
-                    if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                        method, payload, form = "GET", None, None
+                    sent = replace(sent, url=urljoin(sent.url, response.headers["Location"]))
+                    if response.status == 303 or (response.status in (301, 302) and sent.method == "POST"):
+                        sent = replace(sent, method="GET", payload=None, form=None)
                     continue
                 raw = await _read_bounded(response, settings.builtin_http_max_bytes)
                 return {
@@ -204,9 +202,9 @@ async def _follow(
                 }
         except aiohttp.ClientError as error:
             raise BuiltinError(
-                f"http.request: {method} {target} failed: {type(error).__name__}: {error}"
+                f"http.request: {sent.method} {sent.url} failed: {type(error).__name__}: {error}"
             ) from None
-    raise BuiltinError(f"http.request: {url} redirected more than {MAX_REDIRECTS} times")
+    raise BuiltinError(f"http.request: {request.url} redirected more than {MAX_REDIRECTS} times")
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:

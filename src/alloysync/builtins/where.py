@@ -133,11 +133,16 @@ def _literal_one(value: Any, option: str) -> Node:
     return aqs.number(value) if kind == "Number" else aqs.string(value)
 
 
+# A value's AQS literal kind, by its Python type (bool first: a bool is an int too).
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "Boolean"),
+    ((int, float), "Number"),
+    (str, "String"),
+)
+
+
 def _kind(value: Any, option: str) -> str:
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int | float):
-        return "Number"
-    if isinstance(value, str):
-        return "String"
+    for types, kind in _KINDS:
+        if isinstance(value, types):
+            return kind
     raise ParamsError(f"option {option!r}: a value must be a string, number or boolean, not {value!r}")

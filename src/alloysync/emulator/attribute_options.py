@@ -15,12 +15,14 @@ a Json value is what decides). Alloy's Time, Seasonal, Aqs and Stream types are 
 
 Why one module of more than 400 lines: it has one responsibility, the options model of Alloy's
 attribute types, and its size is eight small classes (one per type, 20 to 60 lines each) that
-share the field readers and error helpers at the top and the discriminator table at the bottom.
+share the field readers and error helpers at the top, their JSON (`_Options`: Alloy's field names
+are the camelCase of theirs) and the discriminator table at the bottom.
 Splitting the types across modules would separate each from the table that makes it reachable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -154,6 +156,15 @@ def _check_default(options: AttributeOptions, default: Any) -> None:
         raise _invalid(f"the defaultValue does not fit the options: {error.message}") from None
 
 
+def _refuse_crossed_bounds(
+    what: AttributeType, low: Any, high: Any, beyond: str, texts: tuple[Any, Any] | None = None
+) -> None:
+    """Refuse options whose min lies `beyond` ("above", "after") their max; `texts`: the two as given."""
+    if low is not None and high is not None and low > high:
+        shown_low, shown_high = texts or (low, high)
+        raise _invalid(f"{what} options: min {shown_low} is {beyond} max {shown_high}")
+
+
 def parse_date(text: str) -> date | None:
     """A `YYYY-MM-DD` date, else None."""
     if not re.fullmatch(r"\d{4}-\d\d-\d\d", text):
@@ -168,7 +179,34 @@ def parse_date(text: str) -> date | None:
 
 
 @dataclass(frozen=True)
-class StringOptions:
+class _Options:
+    """What the options of every type share: Alloy's names of their fields, and their JSON."""
+
+    type: ClassVar[AttributeType]
+    discriminator: ClassVar[str]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The fields as Alloy names them (`default_value` is `defaultValue`), in Alloy's order."""
+        return tuple(_alloy_name(field.name) for field in dataclasses.fields(cls))
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as Alloy renders them: the fields that are set, then the discriminator."""
+        shown: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                shown[_alloy_name(field.name)] = list(value) if isinstance(value, tuple) else value
+        return {**shown, "discriminator": self.discriminator}
+
+
+def _alloy_name(field_name: str) -> str:
+    first, *rest = field_name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+@dataclass(frozen=True)
+class StringOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.STRING
     discriminator: ClassVar[str] = "DodiAttributeOptionsStringWebModel"
 
@@ -179,15 +217,14 @@ class StringOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> StringOptions:
-        fields = _Fields(raw, cls.discriminator, ("min", "max", "regex", "defaultValue"))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         options = cls(
             min=fields.optional("min", _is_count, "a whole number of characters, 0 or more"),
             max=fields.optional("max", _is_count, "a whole number of characters, 0 or more"),
             regex=fields.optional("regex", _is_str, "a regular expression"),
             default_value=fields.optional("defaultValue", _is_str, "a string"),
         )
-        if options.min is not None and options.max is not None and options.min > options.max:
-            raise _invalid(f"String options: min {options.min} is above max {options.max}")
+        _refuse_crossed_bounds(cls.type, options.min, options.max, "above")
         if options.regex is not None:
             try:
                 re.compile(options.regex)
@@ -195,13 +232,6 @@ class StringOptions:
                 raise _invalid(f"String options: regex {options.regex!r} is not valid: {error}") from None
         _check_default(options, options.default_value)
         return options
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {"min": self.min, "max": self.max, "regex": self.regex, "defaultValue": self.default_value}
-        return {
-            **{key: value for key, value in shown.items() if value is not None},
-            "discriminator": self.discriminator,
-        }
 
     def check(self, value: Any, subject: Subject) -> Any:
         if not isinstance(value, str):
@@ -220,7 +250,7 @@ class StringOptions:
 
 
 @dataclass(frozen=True)
-class NumberOptions:
+class NumberOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.NUMBER
     discriminator: ClassVar[str] = "DodiAttributeOptionsNumberWebModel"
 
@@ -231,7 +261,7 @@ class NumberOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> NumberOptions:
-        fields = _Fields(raw, cls.discriminator, ("decimalPlaces", "min", "max", "defaultValue"))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         options = cls(
             decimal_places=fields.required(
                 "decimalPlaces", _is_count, "the number of decimal places, a whole number 0 or more"
@@ -240,18 +270,9 @@ class NumberOptions:
             max=fields.optional("max", is_number, "a number"),
             default_value=fields.optional("defaultValue", is_number, "a number"),
         )
-        if options.min is not None and options.max is not None and options.min > options.max:
-            raise _invalid(f"Number options: min {options.min} is above max {options.max}")
+        _refuse_crossed_bounds(cls.type, options.min, options.max, "above")
         _check_default(options, options.default_value)
         return options
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {"min": self.min, "max": self.max, "defaultValue": self.default_value}
-        return {
-            "decimalPlaces": self.decimal_places,
-            **{key: value for key, value in shown.items() if value is not None},
-            "discriminator": self.discriminator,
-        }
 
     def check(self, value: Any, subject: Subject) -> Any:
         if not is_number(value):
@@ -268,7 +289,7 @@ class NumberOptions:
 
 
 @dataclass(frozen=True)
-class BooleanOptions:
+class BooleanOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.BOOLEAN
     discriminator: ClassVar[str] = "DodiAttributeOptionsBooleanWebModel"
 
@@ -276,12 +297,8 @@ class BooleanOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> BooleanOptions:
-        fields = _Fields(raw, cls.discriminator, ("defaultValue",))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         return cls(default_value=fields.optional("defaultValue", _is_bool, "true or false"))
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {} if self.default_value is None else {"defaultValue": self.default_value}
-        return {**shown, "discriminator": self.discriminator}
 
     def check(self, value: Any, subject: Subject) -> Any:
         if not isinstance(value, bool):
@@ -290,7 +307,7 @@ class BooleanOptions:
 
 
 @dataclass(frozen=True)
-class DateTimeOptions:
+class DateTimeOptions(_Options):
     """DateTime values are stored in Alloy's format (UTC, milliseconds), cut to the precision."""
 
     type: ClassVar[AttributeType] = AttributeType.DATETIME
@@ -303,7 +320,7 @@ class DateTimeOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> DateTimeOptions:
-        fields = _Fields(raw, cls.discriminator, ("precision", "min", "max", "defaultValue"))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         iso = "an ISO-8601 date-time with a zone, such as 2024-07-02T00:00:00.000Z"
         options = cls(
             precision=fields.optional("precision", lambda v: v in PRECISIONS, " or ".join(PRECISIONS)),
@@ -312,26 +329,13 @@ class DateTimeOptions:
             default_value=fields.optional("defaultValue", _is_datetime_text, iso),
         )
         low, high = options._bound(options.min), options._bound(options.max)
-        if low is not None and high is not None and low > high:
-            raise _invalid(f"DateTime options: min {options.min} is after max {options.max}")
+        _refuse_crossed_bounds(cls.type, low, high, "after", (options.min, options.max))
         _check_default(options, options.default_value)
         return options
 
     @staticmethod
     def _bound(text: str | None) -> datetime | None:
         return None if text is None else parse_timestamp(text)
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {
-            "precision": self.precision,
-            "min": self.min,
-            "max": self.max,
-            "defaultValue": self.default_value,
-        }
-        return {
-            **{key: value for key, value in shown.items() if value is not None},
-            "discriminator": self.discriminator,
-        }
 
     def check(self, value: Any, subject: Subject) -> Any:
         moment = parse_timestamp(value) if isinstance(value, str) else None
@@ -355,7 +359,7 @@ def _cut(moment: datetime, precision: str | None) -> datetime:
 
 
 @dataclass(frozen=True)
-class DateOptions:
+class DateOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.DATE
     discriminator: ClassVar[str] = "DodiAttributeOptionsDateWebModel"
 
@@ -365,24 +369,16 @@ class DateOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> DateOptions:
-        fields = _Fields(raw, cls.discriminator, ("min", "max", "defaultValue"))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         expected = "a date such as 2024-07-02"
         options = cls(
             min=fields.optional("min", _is_date_text, expected),
             max=fields.optional("max", _is_date_text, expected),
             default_value=fields.optional("defaultValue", _is_date_text, expected),
         )
-        if options.min is not None and options.max is not None and options.min > options.max:
-            raise _invalid(f"Date options: min {options.min} is after max {options.max}")
+        _refuse_crossed_bounds(cls.type, options.min, options.max, "after")
         _check_default(options, options.default_value)
         return options
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {"min": self.min, "max": self.max, "defaultValue": self.default_value}
-        return {
-            **{key: value for key, value in shown.items() if value is not None},
-            "discriminator": self.discriminator,
-        }
 
     def check(self, value: Any, subject: Subject) -> Any:
         if not isinstance(value, str) or parse_date(value) is None:
@@ -395,7 +391,7 @@ class DateOptions:
 
 
 @dataclass(frozen=True)
-class JsonOptions:
+class JsonOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.JSON
     discriminator: ClassVar[str] = "DodiAttributeOptionsJsonWebModel"
 
@@ -403,19 +399,15 @@ class JsonOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> JsonOptions:
-        fields = _Fields(raw, cls.discriminator, ("defaultValue",))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         return cls(default_value=fields.optional("defaultValue", lambda v: isinstance(v, dict), "an object"))
-
-    def to_json(self) -> dict[str, Any]:
-        shown = {} if self.default_value is None else {"defaultValue": self.default_value}
-        return {**shown, "discriminator": self.discriminator}
 
     def check(self, value: Any, subject: Subject) -> Any:
         return value
 
 
 @dataclass(frozen=True)
-class LinkOptions:
+class LinkOptions(_Options):
     """Link values are arrays of item ids; `item_values` checks that the linked items exist."""
 
     type: ClassVar[AttributeType] = AttributeType.LINK
@@ -430,8 +422,7 @@ class LinkOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> LinkOptions:
-        known = ("code", "graph", "weakReference", "max", "defaultValue", "collectionCodes")
-        fields = _Fields(raw, cls.discriminator, known)
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         default = fields.optional("defaultValue", _is_str_list, "an array of item ids")
         collections = fields.optional("collectionCodes", _is_str_list, "an array of collection codes")
         options = cls(
@@ -445,16 +436,6 @@ class LinkOptions:
         _check_default(options, None if default is None else list(default))
         return options
 
-    def to_json(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"code": self.code, "graph": self.graph, "weakReference": self.weak_reference}
-        if self.max is not None:
-            shown["max"] = self.max
-        if self.default_value is not None:
-            shown["defaultValue"] = list(self.default_value)
-        if self.collection_codes is not None:
-            shown["collectionCodes"] = list(self.collection_codes)
-        return {**shown, "discriminator": self.discriminator}
-
     def check(self, value: Any, subject: Subject) -> Any:
         if not isinstance(value, list) or not all(isinstance(i, str) and HEX24.match(i) for i in value):
             raise subject.type_violated(self.type, "an array of item ids (24 hex digits each)", value)
@@ -466,7 +447,7 @@ class LinkOptions:
 
 
 @dataclass(frozen=True)
-class GeoJsonOptions:
+class GeoJsonOptions(_Options):
     type: ClassVar[AttributeType] = AttributeType.GEOJSON
     discriminator: ClassVar[str] = "DodiAttributeOptionsGeoJsonWebModel"
 
@@ -475,7 +456,7 @@ class GeoJsonOptions:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> GeoJsonOptions:
-        fields = _Fields(raw, cls.discriminator, ("allows", "defaultValue"))
+        fields = _Fields(raw, cls.discriminator, cls.field_names())
         allows = fields.required(
             "allows", lambda v: _is_str_list(v) and set(v) <= set(GEOMETRY_TYPES), _geometry_types_text()
         )
@@ -487,12 +468,6 @@ class GeoJsonOptions:
         )
         _check_default(options, options.default_value)
         return options
-
-    def to_json(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"allows": list(self.allows)}
-        if self.default_value is not None:
-            shown["defaultValue"] = self.default_value
-        return {**shown, "discriminator": self.discriminator}
 
     def check(self, value: Any, subject: Subject) -> Any:
         if not _is_geometry(value):

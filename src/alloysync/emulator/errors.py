@@ -12,6 +12,7 @@ into the HTTP response. This module has no HTTP dependencies so every other modu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -47,23 +48,23 @@ SIGNATURE_MISMATCHES = frozenset({Category.ITEM_SIGNATURE_MISMATCH, Category.DES
 SIGNATURE_MISMATCH_STATUS = 409  # Alloy does not document it; the fault knob changes it
 
 
+@dataclass(eq=False, repr=False)
 class AlloyError(Exception):
-    """A request Alloy would refuse: the HTTP status, the category and a message saying what to fix."""
+    """A request Alloy would refuse: the HTTP status, the category and a message saying what to fix.
 
-    def __init__(
-        self,
-        status: int,
-        category: Category,
-        message: str,
-        error_data: Any = None,
-        error_code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.category = category
-        self.message = message
-        self.error_data = error_data
-        self.error_code = str(category) if error_code is None else error_code
+    `error_code` is the body's `errorCode`; None (the default) sends the category there.
+    """
+
+    status: int
+    category: Category
+    message: str
+    error_data: Any = None
+    error_code: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+        if self.error_code is None:
+            self.error_code = str(self.category)
 
     def answered_with(self, status: int, error_code: str | None = None) -> AlloyError:
         """The same error with another HTTP status (and, when given, another errorCode)."""

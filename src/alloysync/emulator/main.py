@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -45,61 +46,67 @@ def run_emulator(
         )
         return EXIT_BAD_SETTINGS
     configure_logging(settings.log_level, settings.log_format, process="emulator")
-    state_path = Path(state_file) if state_file else None
-    return asyncio.run(
-        _serve(
-            settings,
-            host=host,
-            port=port,
-            seed=seed,
-            state_path=state_path,
-            rate_limits=rate_limits,
-            item_dates=item_dates,
-        )
+    options = _Options(
+        host=host,
+        port=port,
+        seed=seed,
+        state_path=Path(state_file) if state_file else None,
+        rate_limits=rate_limits,
+        item_dates=item_dates,
     )
+    return asyncio.run(_serve(settings, options))
 
 
-async def _serve(
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    seed: str,
-    state_path: Path | None,
-    rate_limits: bool,
-    item_dates: bool,
-) -> int:
+@dataclass(frozen=True)
+class _Options:
+    """What the command line asked of this emulator process."""
+
+    host: str
+    port: int
+    seed: str
+    state_path: Path | None
+    rate_limits: bool
+    item_dates: bool
+
+
+async def _serve(settings: Settings, options: _Options) -> int:
     try:
         state, loaded = create_state(
-            settings, state_file=state_path, rate_limits=rate_limits, item_dates=item_dates
+            settings,
+            state_file=options.state_path,
+            rate_limits=options.rate_limits,
+            item_dates=options.item_dates,
         )
     except StateFileError as error:
         print(f"alloysync emulator: {error}", file=sys.stderr)
         return EXIT_FAILURE
     if loaded:
-        log.info("state loaded", path=str(state_path), designs=len(state.designs), items=len(state.store))
+        log.info(
+            "state loaded", path=str(options.state_path), designs=len(state.designs), items=len(state.store)
+        )
     else:
-        seeded = state.load_seed(seed)
-        log.info("seed loaded", seed=seed, designs=len(state.designs), items=seeded)
+        seeded = state.load_seed(options.seed)
+        log.info("seed loaded", seed=options.seed, designs=len(state.designs), items=seeded)
 
     runner = web.AppRunner(build_app(state), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, options.host, options.port)
         try:
             await site.start()
         except OSError as error:
-            print(f"alloysync emulator: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+            where = f"{options.host}:{options.port}"
+            print(f"alloysync emulator: cannot listen on {where}: {error.strerror}", file=sys.stderr)
             return EXIT_FAILURE
-        url = _listening_url(runner, host, port)
-        limits = "on" if rate_limits else "off"
-        dates = "on" if item_dates else "off"
+        url = _listening_url(runner, options.host, options.port)
+        limits = "on" if options.rate_limits else "off"
+        dates = "on" if options.item_dates else "off"
         print(
-            f"alloysync emulator listening on {url} (seed: {seed}, rate limits: {limits}, "
-            f"item dates: {dates}, state: {state_path or 'in memory only'})",
+            f"alloysync emulator listening on {url} (seed: {options.seed}, rate limits: {limits}, "
+            f"item dates: {dates}, state: {options.state_path or 'in memory only'})",
             flush=True,
         )
-        log.info("emulator started", url=url, items=len(state.store), rate_limits=rate_limits)
+        log.info("emulator started", url=url, items=len(state.store), rate_limits=options.rate_limits)
         await _wait_for_stop_signal()
         log.info("emulator stopping")
     finally:

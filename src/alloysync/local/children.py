@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -27,16 +28,20 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+@dataclass(eq=False, repr=False)  # no repr: the environment holds secrets
 class Child:
-    def __init__(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
-    ) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.env = dict(env)
-        self.log_path = log_path
-        self.cwd = cwd
-        self.process: subprocess.Popen[bytes] | None = None
+    """One child process: what it runs (`argv`, copied), its environment (copied), its log file."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.argv = list(self.argv)
+        self.env = dict(self.env)
 
     @classmethod
     def alloysync(

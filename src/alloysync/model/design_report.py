@@ -28,20 +28,29 @@ __all__ = ["DesignReport", "TooShort", "WrongType", "configured_code", "inspect_
 
 
 @dataclass(frozen=True)
-class WrongType:
-    """A configured code that is on the design with another type than alloysync needs."""
+class _Configured:
+    """An attribute of the job record and the code configured for it: what a problem is about."""
 
     attribute: JobAttribute
     code: str
+
+    @property
+    def assignment(self) -> str:
+        """The setting as it is configured, `ALLOYSYNC_ATTRIBUTES__<FIELD>=<code>`."""
+        return f"{self.attribute.setting}={self.code}"
+
+
+@dataclass(frozen=True)
+class WrongType(_Configured):
+    """A configured code that is on the design with another type than alloysync needs."""
+
     found_type: str
 
 
 @dataclass(frozen=True)
-class TooShort:
+class TooShort(_Configured):
     """A String attribute alloysync writes whose maximum length is below what alloysync may write."""
 
-    attribute: JobAttribute
-    code: str
     max_length: int
     needed: int
     setting: str  # the setting that decides how long alloysync's values get
@@ -90,14 +99,14 @@ class DesignReport:
             )
         for wrong in self.wrong_type:
             lines.append(
-                f"{wrong.attribute.setting}={wrong.code} is a {wrong.found_type} attribute on design "
+                f"{wrong.assignment} is a {wrong.found_type} attribute on design "
                 f"{design}, but alloysync needs a {wrong.attribute.type} attribute there: set "
                 f"{wrong.attribute.setting} to the code of a {wrong.attribute.type} attribute (or "
                 f"change the attribute's type in Alloy)"
             )
         for short in self.too_short:
             lines.append(
-                f"{short.attribute.setting}={short.code} accepts at most {short.max_length} characters on "
+                f"{short.assignment} accepts at most {short.max_length} characters on "
                 f"design {design}, but {short.setting} is {short.needed}: lower {short.setting} to "
                 f"{short.max_length}, or raise the attribute's maximum length in Alloy"
             )

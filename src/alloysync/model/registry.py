@@ -21,7 +21,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -247,34 +247,28 @@ class TaskRegistry:
 REGISTRY = TaskRegistry()
 
 
-def task(
-    name: str,
-    *,
-    queue: str = DEFAULT_QUEUE,
-    max_retries: int | None = None,
-    time_limit: float | None = None,
-    check: OptionsCheck | None = None,
-    example: Mapping[str, Any] | None = None,
-) -> Callable[[F], F]:
+class TaskOptions(TypedDict, total=False):
+    """The keyword arguments of `@task` after the name; `TaskRegistry.register` has their defaults."""
+
+    queue: str
+    max_retries: int | None
+    time_limit: float | None
+    check: OptionsCheck | None
+    example: Mapping[str, Any] | None
+
+
+def task(name: str, **options: Unpack[TaskOptions]) -> Callable[[F], F]:
     """Register a function as a task under `name`.
 
-    `max_retries` and `time_limit` (seconds) override the deployment defaults
-    (ALLOYSYNC_TASK_MAX_RETRIES, ALLOYSYNC_TASK_TIME_LIMIT) for this task. A parameter annotated
-    `RunContext` receives the run's context (model/context.py) and is no option. `check` validates
-    the options beyond their types when a record is read (see `OptionsCheck`); `example` shows
-    example options in `alloysync tasks`.
+    `queue` (default "default") is the Dramatiq queue its runs go to. `max_retries` and `time_limit`
+    (seconds) override the deployment defaults (ALLOYSYNC_TASK_MAX_RETRIES,
+    ALLOYSYNC_TASK_TIME_LIMIT) for this task. A parameter annotated `RunContext` receives the run's
+    context (model/context.py) and is no option. `check` validates the options beyond their types
+    when a record is read (see `OptionsCheck`); `example` shows example options in `alloysync tasks`.
     """
 
     def decorate(function: F) -> F:
-        REGISTRY.register(
-            function,
-            name,
-            queue=queue,
-            max_retries=max_retries,
-            time_limit=time_limit,
-            check=check,
-            example=example,
-        )
+        REGISTRY.register(function, name, **options)
         return function
 
     return decorate

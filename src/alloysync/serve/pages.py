@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp_jinja2
@@ -123,11 +123,14 @@ def _run_tip(run: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class StripCell:
-    """One slot of a job's outcome strip; `state` '' is an empty slot (fewer runs than slots)."""
+    """One slot of a job's outcome strip: a run's state, its page and its tooltip."""
 
     state: str
-    href: str = ""
-    tip: str = ""
+    href: str
+    tip: str
+
+
+EMPTY_CELL = StripCell("", "", "")  # a slot without a run (the job has fewer runs than slots)
 
 
 def outcome_strip(
@@ -140,7 +143,7 @@ def outcome_strip(
         StripCell(str(run.get("state") or "unknown"), run_href(item_id, run["run_id"]), _run_tip(run))
         for run in reversed(newest)
     ]
-    return [StripCell("") for _ in range(length - len(cells))] + cells
+    return [EMPTY_CELL] * (length - len(cells)) + cells
 
 
 # --- the duration chart (job page) ---------------------------------------------------------------
@@ -171,23 +174,29 @@ class AxisTime:
     at: Moment
 
 
+CHART_WIDTH = 720
+CHART_HEIGHT = 190
+PLOT_AREA = (58.0, 22.0, CHART_WIDTH - 12.0, CHART_HEIGHT - 30.0)  # left, top, right, bottom
+
+
 @dataclass(frozen=True)
 class DurationChart:
-    width: int
-    height: int
-    left: float  # the plot area
-    top: float
-    right: float
-    bottom: float
+    """A job's bars, ticks and axis times. The frame is the same for every job: the SVG's `width`
+    and `height`, the plot area between `left`, `top`, `right` and `bottom`."""
+
     bars: list[Bar]
     ticks: list[Tick]
     times: list[AxisTime]
     failed: int  # how many bars are failed runs
 
+    width: ClassVar[int] = CHART_WIDTH
+    height: ClassVar[int] = CHART_HEIGHT
+    left: ClassVar[float] = PLOT_AREA[0]
+    top: ClassVar[float] = PLOT_AREA[1]
+    right: ClassVar[float] = PLOT_AREA[2]
+    bottom: ClassVar[float] = PLOT_AREA[3]
 
-CHART_WIDTH = 720
-CHART_HEIGHT = 190
-CHART_MARGINS = (58.0, 22.0, 12.0, 30.0)  # left, top, right, bottom
+
 CHART_SLOTS = 20  # at least this many bar slots, so that a few runs do not make fat bars
 STUB_HEIGHT = 3.0  # a run without a duration (queued, skipped, ...): a stub on the baseline
 MIN_BAR_HEIGHT = 2.0
@@ -204,9 +213,7 @@ def duration_chart(
     chosen = list(reversed(runs[:limit]))
     seconds = [_drawn_seconds(run, now) for run in chosen]
     top_value = nice_ceiling(max((value for value in seconds if value is not None), default=0.0) or 1.0)
-    left, top, right_margin, bottom_margin = CHART_MARGINS
-    right = CHART_WIDTH - right_margin
-    bottom = CHART_HEIGHT - bottom_margin
+    left, top, right, bottom = PLOT_AREA
     slots = max(len(chosen), CHART_SLOTS)
     slot = (right - left) / slots
     bar_width = round(max(2.0, min(slot * 0.7, 28.0)), 2)
@@ -232,18 +239,7 @@ def duration_chart(
         Tick(round(bottom - (bottom - top) * fraction, 2), axis_label(top_value * fraction, top_value))
         for fraction in (0.0, 0.5, 1.0)
     ]
-    return DurationChart(
-        width=CHART_WIDTH,
-        height=CHART_HEIGHT,
-        left=left,
-        top=top,
-        right=right,
-        bottom=bottom,
-        bars=bars,
-        ticks=ticks,
-        times=_axis_times(chosen, bars),
-        failed=sum(1 for bar in bars if bar.failed),
-    )
+    return DurationChart(bars, ticks, _axis_times(chosen, bars), failed=sum(1 for bar in bars if bar.failed))
 
 
 def _drawn_seconds(run: dict[str, Any], now: datetime) -> float | None:

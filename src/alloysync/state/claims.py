@@ -40,7 +40,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -56,6 +56,15 @@ logger = get_logger(__name__)
 
 REDIS_PATIENCE = 900.0  # seconds to wait for Redis before a run's bookkeeping gives up
 T = TypeVar("T")
+
+# The transition scripts, and how a log line names each while it waits for Redis.
+TRANSITIONS = {
+    "claim_step": "claim",
+    "finish_step": "finish step",
+    "fail_run": "fail",
+    "skip_run": "skip",
+    "cancel_run": "cancel",
+}
 
 
 class Claim(StrEnum):
@@ -95,6 +104,21 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class StepClaim:
+    """What a claim asks: message `message_id` takes step `step` of run `run_id` for `worker` at
+    `now`, filing the run in `runs:running` until `deadline_ms`; `limits` are the concurrency keys'
+    slot counts (a key not in it has 1)."""
+
+    run_id: str
+    step: int
+    message_id: str
+    now: str
+    worker: str
+    deadline_ms: int
+    limits: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Claimed:
     """What `load_and_claim` answered: the claim, the run's record as read before the claim (None
     when there is no such run), and the runs admitted when the claim ended the run instead."""
@@ -110,11 +134,7 @@ class Claims:
     def __init__(self, client: redis.Redis, patience: float = REDIS_PATIENCE) -> None:
         self.client = client
         self.patience = patience
-        self._claim = scripts.register(client, "claim_step")
-        self._finish = scripts.register(client, "finish_step")
-        self._fail = scripts.register(client, "fail_run")
-        self._skip = scripts.register(client, "skip_run")
-        self._cancel = scripts.register(client, "cancel_run")
+        self._scripts = {name: scripts.register(client, name) for name in TRANSITIONS}
 
     def patiently(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried while Redis cannot be reached (see the module docstring)."""
@@ -136,43 +156,31 @@ class Claims:
                 time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    def _transition(self, name: str, script_keys: list[str], args: list[str | int]) -> Any:
+        """The reply of transition script `name` (one of `TRANSITIONS`), patient with Redis."""
+        script = self._scripts[name]
+        return self.patiently(TRANSITIONS[name], lambda: script(keys=script_keys, args=args))
+
     def load(self, run_id: str) -> RunRecord | None:
         fields: dict[str, str] = self.patiently("load", lambda: self.client.hgetall(keys.run(run_id)))  # type: ignore[arg-type,return-value]
         return RunRecord.from_hash(fields) if fields else None
 
-    def load_and_claim(
-        self,
-        run_id: str,
-        step: int,
-        message_id: str,
-        now: str,
-        worker: str,
-        deadline_ms: int,
-        limits: Mapping[str, int],
-    ) -> Claimed:
-        """Read the run and claim step `step` for `message_id`, in one script (see the module
-        docstring). A run of a concurrency key claims a slot first (`limits[key]` at once, 1 for a
-        key not in `limits`) or waits in line. The script composes the Running (or waiting) event
-        from the record it read."""
-        claim, admitted, flat = self._claim_reply(run_id, step, message_id, now, worker, deadline_ms, limits)
+    def load_and_claim(self, request: StepClaim) -> Claimed:
+        """Read the run and claim step `request.step` for `request.message_id`, in one script (see
+        the module docstring). A run of a concurrency key claims a slot first (`limits[key]` at
+        once, 1 for a key not in `limits`) or waits in line. The script composes the Running (or
+        waiting) event from the record it read."""
+        claim, admitted, flat = self._claim_reply(request)
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         run = RunRecord.from_hash(fields) if fields else None
         return Claimed(claim, run, admitted)
 
-    def _claim_reply(
-        self,
-        run_id: str,
-        step: int,
-        message_id: str,
-        now: str,
-        worker: str,
-        deadline_ms: int,
-        limits: Mapping[str, int],
-    ) -> tuple[Claim, tuple[str, ...], list[str]]:
+    def _claim_reply(self, request: StepClaim) -> tuple[Claim, tuple[str, ...], list[str]]:
         """`claim_step.lua`'s reply: the claim, the admitted runs, the record's fields (flat)."""
-        run_keys = [keys.run(run_id), keys.OUTBOX, keys.RUNS_RUNNING]
-        args: list[str | int] = [message_id, step, now, worker, deadline_ms, RUN_TTL, _json(limits)]
-        claim, admitted, flat = self.patiently("claim", lambda: self._claim(keys=run_keys, args=args))
+        script_keys = [keys.run(request.run_id), keys.OUTBOX, keys.RUNS_RUNNING]
+        args: list[str | int] = [request.message_id, request.step, request.now, request.worker]
+        args += [request.deadline_ms, RUN_TTL, _json(request.limits)]
+        claim, admitted, flat = self._transition("claim_step", script_keys, args)
         return Claim(claim), tuple(str(admitted_id) for admitted_id in admitted), flat
 
     def claim(
@@ -191,7 +199,7 @@ class Claims:
         limit is `slot_limit`. The events are the script's own: `started` and `slot_waiting` are
         accepted for callers of the older signature and not used."""
         limits = {run.concurrency_key: slot_limit} if run.concurrency_key else {}
-        return self._claim_reply(run.run_id, step, message_id, now, worker, deadline_ms, limits)[0]
+        return self._claim_reply(StepClaim(run.run_id, step, message_id, now, worker, deadline_ms, limits))[0]
 
     def finish_step(
         self,
@@ -225,18 +233,10 @@ class Claims:
         by state/run_logs.py) are appended to the run's log in the same script, which keeps its
         newest `log_max_lines`."""
         is_last = step == len(run.steps) - 1
-        run_keys = [
-            keys.run(run.run_id),
-            keys.OUTBOX,
-            keys.job(run.item_id),
-            keys.RUNS_PENDING,
-            keys.RUNS_RUNNING,
-            keys.run_log(run.run_id),
-        ]
+        script_keys = run_keys(run, keys.RUNS_PENDING, keys.RUNS_RUNNING, keys.run_log(run.run_id))
         args: list[str | int] = [message_id, step, now, result_json, "1" if is_last else "0", now_ms, RUN_TTL]
         args += [event.wire(), event.reduced_attributes(), log_max_lines, *log_lines]
-        reply = self.patiently("finish step", lambda: self._finish(keys=run_keys, args=args))
-        return Outcome.parse(reply)
+        return Outcome.parse(self._transition("finish_step", script_keys, args))
 
     def fail(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> int:
         """`fail_and_admit`'s code: the new run count, -1 if we lost the step."""
@@ -244,18 +244,14 @@ class Claims:
 
     def fail_and_admit(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> Outcome:
         """End the run as failed. The outcome's code is the new run count, -1 if we lost the step."""
-        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), keys.RUNS_RUNNING]
         args: list[str | int] = [message_id, now, error, RUN_TTL, event.wire(), event.reduced_attributes()]
-        return Outcome.parse(self.patiently("fail", lambda: self._fail(keys=run_keys, args=args)))
+        return Outcome.parse(self._transition("fail_run", run_keys(run, keys.RUNS_RUNNING), args))
 
     def cancel(self, run: RunRecord, message_id: str, now: str, reason: str) -> Outcome:
         """End a run whose step was interrupted because it was cancelled (never retried). The
         outcome's code is 1, or -1 if we lost the step."""
         args: list[str | int] = [message_id, now, reason, RUN_TTL]
-        reply = self.patiently(
-            "cancel", lambda: self._cancel(keys=[keys.run(run.run_id), keys.OUTBOX], args=args)
-        )
-        return Outcome.parse(reply)
+        return Outcome.parse(self._transition("cancel_run", [keys.run(run.run_id), keys.OUTBOX], args))
 
     def cancel_reason(self, run_id: str) -> str:
         """Why a run is being cancelled ('' when it is not)."""
@@ -278,9 +274,14 @@ class Claims:
 
     def skip_and_admit(self, run: RunRecord, now: str, reason: str, event: Event) -> Outcome:
         """Skip a queued run nobody claimed (a stale fire); code 0 if it was claimed meanwhile."""
-        run_keys = [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id)]
         args: list[str | int] = [now, reason, RUN_TTL, event.wire()]
-        return Outcome.parse(self.patiently("skip", lambda: self._skip(keys=run_keys, args=args)))
+        return Outcome.parse(self._transition("skip_run", run_keys(run), args))
+
+
+def run_keys(run: RunRecord, *more: str) -> list[str]:
+    """The keys of a transition that ends or moves `run`: its record, the outbox (its event) and its
+    job's record (the run count, outcomes), then `more`."""
+    return [keys.run(run.run_id), keys.OUTBOX, keys.job(run.item_id), *more]
 
 
 def _json(value: Any) -> str:

@@ -5,6 +5,8 @@ See docs/architecture.md for what each key holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 PREFIX = "alloysync:"
 
 JOBS = PREFIX + "jobs"
@@ -29,56 +31,32 @@ WORKERS = PREFIX + "workers"
 WORKER_NAMES = PREFIX + "workers:names"
 
 
-def job(item_id: str) -> str:
-    return f"{PREFIX}job:{item_id}"
+def _per_id(template: str) -> Callable[[str], str]:
+    """The names of a family of keys, one per id: `template` under PREFIX, the id in place of `{}`."""
+    return (PREFIX + template).format
 
 
-def notify_delivered(entry_id: str) -> str:
-    """Hash: target -> how delivering notification `entry_id` to it ended (sent, refused, skipped)."""
-    return f"{NOTIFY}:{entry_id}:delivered"
-
-
-def job_runs(item_id: str) -> str:
-    return f"{PREFIX}job:{item_id}:runs"
-
-
-def run(run_id: str) -> str:
-    return f"{PREFIX}run:{run_id}"
-
-
-def run_log(run_id: str) -> str:
-    """The run's log lines (state/run_logs.py); not under `run:` so `run:*` names run records only."""
-    return f"{PREFIX}runlog:{run_id}"
-
+job = _per_id("job:{}")
+job_runs = _per_id("job:{}:runs")
+run = _per_id("run:{}")
+# The run's log lines (state/run_logs.py); not under `run:` so `run:*` names run records only.
+run_log = _per_id("runlog:{}")
+# Hash (under NOTIFY): target -> how delivering the notification to it ended (sent, refused, skipped).
+notify_delivered = _per_id("notify:{}:delivered")
 
 # Run control (Overlap, ConcurrencyKey, backfill): see state/lua/helpers.lua, which derives the
 # same names inside the scripts.
-def job_active(item_id: str) -> str:
-    return f"{PREFIX}job:{item_id}:active"
+job_active = _per_id("job:{}:active")
+job_waiting = _per_id("job:{}:waiting")
+job_backfill = _per_id("job:{}:backfill")
+slot_holders = _per_id("ckey:{}:holders")
+slot_waiting = _per_id("ckey:{}:waiting")
+
+# What the built-in tasks remember (state/builtin_memory.py). Hash: what the built-in tasks of a
+# job carry from one run to the next (data.threshold).
+job_memory = _per_id("job:{}:memory")
 
 
-def job_waiting(item_id: str) -> str:
-    return f"{PREFIX}job:{item_id}:waiting"
-
-
-def job_backfill(item_id: str) -> str:
-    return f"{PREFIX}job:{item_id}:backfill"
-
-
-def slot_holders(key: str) -> str:
-    return f"{PREFIX}ckey:{key}:holders"
-
-
-def slot_waiting(key: str) -> str:
-    return f"{PREFIX}ckey:{key}:waiting"
-
-
-# What the built-in tasks remember (state/builtin_memory.py).
 def step_memory(run_id: str, step: int) -> str:
     """Hash: what one step of a run already did (items edited, requests sent, mail sent, wake time)."""
     return f"{PREFIX}run:{run_id}:step:{step}:memory"
-
-
-def job_memory(item_id: str) -> str:
-    """Hash: what the built-in tasks of a job carry from one run to the next (data.threshold)."""
-    return f"{PREFIX}job:{item_id}:memory"

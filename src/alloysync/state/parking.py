@@ -16,7 +16,7 @@ import redis
 
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
-from alloysync.state.claims import Claims, Outcome
+from alloysync.state.claims import Claims, Outcome, run_keys
 from alloysync.state.records import RUN_TTL, RunRecord
 
 WAKE_MARGIN_MS = 120_000  # past its wake time by this much, recovery sends a sleeping step again
@@ -34,21 +34,8 @@ class Parking:
     ) -> Outcome:
         """Park step `step` until `wake_ms`. The outcome's code: 1 parked, -1 the caller no longer
         owns the step, -2 the run was being cancelled and is cancelled now (send the admitted runs)."""
-        run_keys = [
-            keys.run(run.run_id),
-            keys.OUTBOX,
-            keys.job(run.item_id),
-            keys.RUNS_RUNNING,
-            keys.RUNS_PENDING,
-        ]
-        args: list[str | int] = [
-            message_id,
-            step,
-            now,
-            wake_ms + WAKE_MARGIN_MS,
-            event.wire(),
-            event.reduced_attributes(),
-            RUN_TTL,
-        ]
-        reply = self.claims.patiently("park step", lambda: self._park(keys=run_keys, args=args))
+        script_keys = run_keys(run, keys.RUNS_RUNNING, keys.RUNS_PENDING)
+        args: list[str | int] = [message_id, step, now, wake_ms + WAKE_MARGIN_MS]
+        args += [event.wire(), event.reduced_attributes(), RUN_TTL]
+        reply = self.claims.patiently("park step", lambda: self._park(keys=script_keys, args=args))
         return Outcome.parse(reply)

@@ -7,10 +7,11 @@ older alloysync, or half-written by a test, still reads. Values are stored as te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_type_hints
 
 from alloysync.model.runs import RunRequest, task_label
 from alloysync.model.times import format_alloy_datetime, now_iso
@@ -127,38 +128,32 @@ class RunRecord:
             policy = MissedRunPolicy(fields.get("missed_runs") or MissedRunPolicy.ONCE.value)
         except ValueError:
             policy = MissedRunPolicy.ONCE
+        # Every text attribute is stored as it is, under its own name or the one in RUN_HASH_NAMES.
+        texts: dict[str, Any] = {name: fields.get(RUN_HASH_NAMES.get(name, name), "") for name in _RUN_TEXTS}
         return cls(
-            run_id=fields.get("run_id", ""),
-            item_id=fields.get("item", ""),
-            kind=fields.get("kind", ""),
-            task=fields.get("task", ""),
+            **texts,
             steps=tuple(json.loads(fields.get("steps") or "[]")),
             params=json.loads(fields.get("params") or "{}"),
-            scheduled_at=fields.get("scheduled_at", ""),
             recurring=fields.get("recurring") == "1",
             missed_runs=policy,
             missed_window=float(fields.get("missed_window") or DEFAULT_MISSED_RUNS_WINDOW),
-            source=fields.get("source", ""),
             version=int(version) if version else None,
-            created=fields.get("created", ""),
             phase=_phase(RunPhase, fields.get("state")),
             step=_int(fields.get("step")),
-            owner=fields.get("owner", ""),
-            worker=fields.get("worker", ""),
-            started=fields.get("started", ""),
-            step_started=fields.get("step_started", ""),
-            finished=fields.get("finished", ""),
-            error=fields.get("error", ""),
             attempts=_int(fields.get("attempts")),
             step_results=results,
             later_params=tuple(json.loads(fields.get("later_params") or "[]")),
-            overlap=fields.get("overlap", ""),
-            concurrency_key=fields.get("concurrency_key", ""),
-            title=fields.get("title", ""),
-            cancel_reason=fields.get("cancel", ""),
-            waits_for=fields.get("waits_for", ""),
-            progress=fields.get("progress", ""),
         )
+
+
+def _text_attributes(record: type[Any]) -> tuple[str, ...]:
+    """The names of the attributes of dataclass `record` whose type is `str`."""
+    hints = get_type_hints(record)
+    return tuple(attribute.name for attribute in dataclasses.fields(record) if hints[attribute.name] is str)
+
+
+_RUN_TEXTS = _text_attributes(RunRecord)
+RUN_HASH_NAMES = {"item_id": "item", "cancel_reason": "cancel"}  # text attributes stored by another name
 
 
 def new_run_hash(request: RunRequest) -> dict[str, str]:

@@ -37,7 +37,7 @@ from alloysync.model.registry import TaskRegistry
 from alloysync.model.results import bounded_result, summarize_result, truncate
 from alloysync.model.times import format_alloy_datetime, parse_alloy_datetime, utc_now
 from alloysync.settings import Settings
-from alloysync.state.claims import Claim, Claims
+from alloysync.state.claims import Claim, Claims, StepClaim
 from alloysync.state.records import RunRecord
 from alloysync.state.run_logs import encode_lines
 from alloysync.worker.execution import STEPS, RunCancelled, RunningStep, call_step
@@ -90,13 +90,15 @@ def run_step(run_id: str, step: int) -> None:
     assert message is not None
     now = utc_now()
     claimed = context.claims.load_and_claim(
-        run_id,
-        step,
-        message.message_id,
-        format_alloy_datetime(now),
-        context.worker_name,
-        _deadline_ms(message.options, now),
-        context.settings.concurrency_limits,
+        StepClaim(
+            run_id,
+            step,
+            message.message_id,
+            format_alloy_datetime(now),
+            context.worker_name,
+            _deadline_ms(message.options, now),
+            context.settings.concurrency_limits,
+        )
     )
     claim, run = claimed.claim, claimed.run
     if run is None:

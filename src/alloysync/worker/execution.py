@@ -134,6 +134,46 @@ class CancelWatcher:
                 raise_thread_exception(step.thread_id, RunCancelled)  # type: ignore[no-untyped-call]
 
 
+@dataclass(frozen=True)
+class StepCall:
+    """One call of a task step: the task, step `step` of `run`, which attempt this is, and the
+    worker thread's entry for it."""
+
+    registered: RegisteredTask
+    run: RunRecord
+    step: int
+    attempt: int
+    settings: Settings
+    running: RunningStep
+
+    def arguments(self, context: RunContext | None) -> dict[str, Any]:
+        """The task function's keyword arguments: the step's options, the previous step's result
+        (a later pipeline step) and `context` (when the task asks for one)."""
+        follows = self.step > 0
+        previous = self.run.step_results.get(self.step - 1) if follows else None
+        return self.registered.arguments(previous, self.run.options_for(self.step), context, follows=follows)
+
+    def context(self, client: Any, loop: asyncio.AbstractEventLoop | None) -> RunContext:
+        """The step's `RunContext`: its Alloy client shares the deployment's budgets through `client`."""
+        run, step, settings = self.run, self.step, self.settings
+        limits = RateLimits.from_settings(settings, shared=SharedBudget.from_settings(settings, client))
+        task_logger = logging.getLogger(f"alloysync.task.{run.steps[step]}")
+        return RunContext(
+            run_id=run.run_id,
+            item_id=run.item_id,
+            job_title=run.title,
+            kind=_kind_name(run.kind),
+            scheduled_at=parse_alloy_datetime(run.scheduled_at) if run.scheduled_at else None,
+            attempt=self.attempt,
+            step=step,
+            log=logging.LoggerAdapter(task_logger, {"run_id": run.run_id, "step": step}),
+            alloy=AlloyClient.from_settings(settings, limits=limits),
+            is_cancelled=self.running.cancelled.is_set,
+            loop=loop,
+            settings=settings,
+        )
+
+
 def call_step(
     registered: RegisteredTask,
     run: RunRecord,
@@ -144,63 +184,41 @@ def call_step(
 ) -> Any:
     """Call step `step` of `run` in this thread and return its result. Raises `RunCancelled` when
     the run was cancelled while the step ran, whatever the task did about it."""
-    follows = step > 0
-    previous = run.step_results.get(step - 1) if follows else None
-    options = run.options_for(step)
-    if registered.is_async:
-        result = _call_async(registered, run, step, attempt, settings, running, previous, options)
-    else:
-        result = _call_sync(registered, run, step, attempt, settings, running, previous, options)
+    call = StepCall(registered, run, step, attempt, settings, running)
+    result = _call_async(call) if registered.is_async else _call_sync(call)
     if running.cancelled.is_set():
         raise RunCancelled("the run was cancelled while the step ran")
     return result
 
 
-def _call_sync(
-    registered: RegisteredTask,
-    run: RunRecord,
-    step: int,
-    attempt: int,
-    settings: Settings,
-    running: RunningStep,
-    previous: Any,
-    options: dict[str, Any],
-) -> Any:
-    if registered.context_parameter is None:
-        return registered.function(**registered.arguments(previous, options, None, follows=step > 0))
+def _call_sync(call: StepCall) -> Any:
+    function = call.registered.function
+    if call.registered.context_parameter is None:
+        return function(**call.arguments(None))
     loop = asyncio.new_event_loop()  # for ctx.run(ctx.alloy...) calls
-    client = connect_async(settings.effective_redis_url)
-    context = _context(run, step, attempt, settings, running, client, loop)
+    client = connect_async(call.settings.effective_redis_url)
+    context = call.context(client, loop)
     try:
-        return registered.function(**registered.arguments(previous, options, context, follows=step > 0))
+        return function(**call.arguments(context))
     finally:
         loop.run_until_complete(_close(context.alloy, client))
         loop.close()
 
 
-def _call_async(
-    registered: RegisteredTask,
-    run: RunRecord,
-    step: int,
-    attempt: int,
-    settings: Settings,
-    running: RunningStep,
-    previous: Any,
-    options: dict[str, Any],
-) -> Any:
+def _call_async(call: StepCall) -> Any:
+    running = call.running
+
     async def main() -> Any:
         running.loop = asyncio.get_running_loop()
         running.task = asyncio.current_task()
         if running.cancelled.is_set():
             raise RunCancelled("the run was cancelled before the step started")
-        if registered.context_parameter is None:
-            coroutine = registered.function(**registered.arguments(previous, options, None, follows=step > 0))
-            return await _awaited(coroutine)
-        client = connect_async(settings.effective_redis_url)
-        context = _context(run, step, attempt, settings, running, client, None)
+        if call.registered.context_parameter is None:
+            return await _awaited(call.registered.function(**call.arguments(None)))
+        client = connect_async(call.settings.effective_redis_url)
+        context = call.context(client, None)
         try:
-            arguments = registered.arguments(previous, options, context, follows=step > 0)
-            return await _awaited(registered.function(**arguments))
+            return await _awaited(call.registered.function(**call.arguments(context)))
         finally:
             await _close(context.alloy, client)
 
@@ -219,33 +237,6 @@ async def _awaited(coroutine: Coroutine[Any, Any, Any]) -> Any:
 async def _close(alloy: AlloyClient, client: Any) -> None:
     await alloy.close()
     await client.aclose()
-
-
-def _context(
-    run: RunRecord,
-    step: int,
-    attempt: int,
-    settings: Settings,
-    running: RunningStep,
-    client: Any,
-    loop: asyncio.AbstractEventLoop | None,
-) -> RunContext:
-    limits = RateLimits.from_settings(settings, shared=SharedBudget.from_settings(settings, client))
-    task_logger = logging.getLogger(f"alloysync.task.{run.steps[step]}")
-    return RunContext(
-        run_id=run.run_id,
-        item_id=run.item_id,
-        job_title=run.title,
-        kind=_kind_name(run.kind),
-        scheduled_at=parse_alloy_datetime(run.scheduled_at) if run.scheduled_at else None,
-        attempt=attempt,
-        step=step,
-        log=logging.LoggerAdapter(task_logger, {"run_id": run.run_id, "step": step}),
-        alloy=AlloyClient.from_settings(settings, limits=limits),
-        is_cancelled=running.cancelled.is_set,
-        loop=loop,
-        settings=settings,
-    )
 
 
 def _kind_name(kind: str) -> str:
