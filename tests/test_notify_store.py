@@ -18,9 +18,10 @@ from alloysync.model.times import format_alloy_datetime
 from alloysync.serve.freshness import FreshnessCheck
 from alloysync.settings import Settings
 from alloysync.state import keys
-from alloysync.state.jobs import JobStore
+from alloysync.state.jobs import Acted, JobStore
 from alloysync.state.lease import LeaseLost, PollerLease
 from alloysync.state.notifications import NotificationQueue
+from alloysync.state.records import JobDecision, JobPhase
 
 
 @pytest.fixture
@@ -256,3 +257,33 @@ async def test_marking_is_fenced_by_the_poller_lease(
         await check.check_once()
     assert await client.hget(keys.job("late"), "overdue") is None
     assert await outbox_events(client) == [] and await notifications(client) == []
+
+
+async def test_the_check_reads_only_the_jobs_with_a_max_age_kept_in_their_index(
+    client: aioredis.Redis, lease: PollerLease, settings: Settings
+) -> None:
+    """A store from before the index has it built once from every record; after that,
+    `record_acted` keeps it: a job acted with a MaxAge joins, one acted without leaves."""
+    await a_job(client, "late", max_age=60, first_seen_ago=120)
+    await a_job(client, "unwatched", max_age=None)
+    store = JobStore(client)
+    assert [job.item_id for job in await store.jobs_with_max_age()] == ["late"]
+    assert await client.smembers(keys.JOBS_WITH_MAX_AGE) == {"late"}
+
+    # A hand-made record is no longer seen: only acting on a version adds to the index.
+    await a_job(client, "hand-made", max_age=60, first_seen_ago=120)
+    assert [job.item_id for job in await store.jobs_with_max_age()] == ["late"]
+
+    assert lease.value is not None
+    await client.hset(keys.job("watched"), mapping={"version": "1"})
+    await client.hset(keys.job("late"), mapping={"version": "3"})
+    watched = JobDecision("watched", JobPhase.VALID, "tests.noop", "", "UTC", "", max_age=60.0)
+    unwatched = JobDecision("late", JobPhase.VALID, "tests.noop", "", "UTC", "", max_age=None)
+    await store.record_acted(
+        lease.value, [Acted("watched", 1, "digest", watched), Acted("late", 3, "digest", unwatched)]
+    )
+    assert await client.smembers(keys.JOBS_WITH_MAX_AGE) == {"watched"}
+    check = FreshnessCheck(settings, client, lease)
+    assert await check.check_once() == []  # "watched" has no first_seen yet; "late" lost its MaxAge
+    await store.forget_job(lease.value, "watched")
+    assert await client.smembers(keys.JOBS_WITH_MAX_AGE) == set()

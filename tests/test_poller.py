@@ -277,3 +277,38 @@ async def test_a_page_costs_few_redis_calls_and_sends_each_run_once(
     assert sync_client.llen("dramatiq:default") == 150
     assert sorted(messages) == sorted(first_message_id(f"now:{item}:v1", 0) for item in ids)
     assert all(sync_client.hget(keys.job(item), "acted") == "1" for item in ids)
+
+
+async def test_an_incremental_pass_skips_a_view_it_applied_but_not_an_edit_or_a_full_pass(
+    parts: Any, emulator: EmulatorProcess
+) -> None:
+    """Every incremental pass reads the overlap again; a view (signature) applied already is
+    skipped. Applying a view writes the record's title back, so a title removed by hand shows
+    whether a pass applied the view."""
+    sync_client: redis.Redis = parts[2]
+    item = job(emulator, schedule="@yearly")
+    polling = poller(parts)
+    await polling.sync_incremental()  # no cursor yet: reads every record, remembers none
+    await polling.sync_incremental()  # within the overlap: applied again, and remembered
+    sync_client.hdel(keys.job(item), "title")
+    await polling.sync_incremental()
+    assert sync_client.hget(keys.job(item), "title") is None  # the same view: skipped
+
+    await polling.sync_full()  # the full reconciliation applies every record it reads
+    assert sync_client.hget(keys.job(item), "title") == "t"
+
+    sync_client.hdel(keys.job(item), "title")
+    emulator.edit_item(item, {CODES.title: "renamed"})
+    await polling.sync_incremental()  # a new view: applied
+    assert sync_client.hget(keys.job(item), "title") == "renamed"
+
+    # Our own status write on an applied view counts as applied (the reporter says which view
+    # its edit was based on); an edit based on any other view does not.
+    alloy: AlloyClient = parts[3]
+    edit = await alloy.edit_owned(
+        item, {CODES.status: "Queued"}, sync_client.hget(keys.job(item), "signature")
+    )
+    polling.applied_views.follow_own_edit(item, edit.based_on, edit.item.signature)
+    sync_client.hdel(keys.job(item), "title")
+    await polling.sync_incremental()
+    assert sync_client.hget(keys.job(item), "title") is None

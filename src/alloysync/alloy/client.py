@@ -26,7 +26,7 @@ learn the time of a query on Alloy's clock rather than its own.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +37,7 @@ from alloysync.alloy.errors import AlloyError
 from alloysync.alloy.models import Item
 from alloysync.alloy.ratelimit import RateLimits
 from alloysync.alloy.responses import (
+    KnownView,
     ignore,
     parse_attribute_added,
     parse_design_page,
@@ -100,12 +101,16 @@ class AlloyClient(AlloyTransport):
             for item in page.items:
                 yield item
 
-    async def query_pages(self, aqs: Node, page_size: int | None = None) -> AsyncGenerator[Page, None]:
+    async def query_pages(
+        self, aqs: Node, page_size: int | None = None, known_view: KnownView | None = None
+    ) -> AsyncGenerator[Page, None]:
         """Like `query`, one `Page` at a time: its new items and the server's clock.
 
         `page.server_time` is the `Date` header of that page's response (Alloy's clock, whole
         seconds), so the first page's is the time of the query on Alloy's clock. Paging rules are
-        those of `query`; an empty last page is yielded too (with no items).
+        those of `query`; an empty last page is yielded too (with no items). With `known_view`,
+        results whose (itemId, signature) it says the caller has are not parsed: their ids come
+        in `page.known` instead of `page.items`.
         """
         size = page_size or self.page_size
         seen: set[str] = set()
@@ -114,14 +119,16 @@ class AlloyClient(AlloyTransport):
         while True:
             params = {"page": str(page_number), "pageSize": str(size)}
             request = Request("query", "POST", "/api/aqs/query", params, {"aqs": aqs})
-            answer = await self._send(request, parse_page(size))
+            answer = await self._send(request, parse_page(size, known_view))
             page = answer.value
             new_items = [item for item in page.items if item.itemId not in seen]
             seen.update(item.itemId for item in new_items)
-            yield Page(number=page_number, items=new_items, server_time=answer.server_time)
+            known = [item_id for item_id in page.known if item_id not in seen]
+            seen.update(known)
+            yield Page(number=page_number, items=new_items, server_time=answer.server_time, known=known)
             if page.size == 0 or page.size < page.page_size:
                 return
-            stale_pages = 0 if new_items else stale_pages + 1
+            stale_pages = 0 if new_items or known else stale_pages + 1
             if stale_pages >= _MAX_STALE_PAGES:
                 log.warning(
                     "query paging stalled: Alloy answers full pages with nothing new",
@@ -164,12 +171,22 @@ class AlloyClient(AlloyTransport):
         attribute survives. Gives up after `max_conflicts` conflicts, raising the last
         signature-mismatch error.
         """
+        return (await self.edit_owned(item_id, attributes, signature, max_conflicts)).item
+
+    async def edit_owned(
+        self,
+        item_id: str,
+        attributes: Mapping[str, Any],
+        signature: str | None = None,
+        max_conflicts: int = 5,
+    ) -> OwnedEdit:
+        """`update_owned`, also saying which view of the item the edit that landed was based on."""
         if signature is None:
             signature = (await self.get_item(item_id)).signature
         conflicts = 0
         while True:
             try:
-                return await self.edit_item(item_id, attributes, signature)
+                return OwnedEdit(await self.edit_item(item_id, attributes, signature), signature)
             except AlloyError as error:
                 if not error.is_signature_mismatch or conflicts >= max_conflicts:
                     raise
@@ -260,9 +277,19 @@ class AlloyClient(AlloyTransport):
 
 
 @dataclass(frozen=True)
+class OwnedEdit:
+    """An edit of alloysync's attributes that landed: the item as it is now, and the signature of
+    the view it was made on (so the item differs from that view only by the attributes sent)."""
+
+    item: Item
+    based_on: str | None
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of an AQS query: the items not seen on an earlier page, and Alloy's clock."""
 
     number: int  # 1-based
     items: list[Item]
     server_time: datetime | None  # the response's `Date` header (aware UTC), None when absent or bad
+    known: list[str] = field(default_factory=list)  # ids of items the caller had (see `query_pages`)

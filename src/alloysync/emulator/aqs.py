@@ -15,9 +15,10 @@ type, does not match. A Link attribute (array of ids) equals a `String` when it 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter, gt, lt
 from typing import Any
 
 from alloysync.emulator.clock import parse_timestamp
@@ -30,6 +31,7 @@ LITERAL_TYPES = ("String", "Boolean", "Number", "DateTime")
 ITEM_PROPERTIES = ("lastEditDate", "createdDate", "itemId")
 SORT_ORDERS = ("Ascending", "Descending")
 _DATE_PROPERTIES = ("lastEditDate", "createdDate")
+_PROPERTY_FIELDS = {"lastEditDate": "last_edit", "createdDate": "created", "itemId": "item_id"}  # on Item
 
 
 def _invalid(message: str) -> AlloyError:
@@ -52,11 +54,7 @@ class PropertyOperand:
     name: str
 
     def read(self, item: Item) -> Any:
-        if self.name == "lastEditDate":
-            return item.last_edit
-        if self.name == "createdDate":
-            return item.created
-        return item.item_id
+        return getattr(item, _PROPERTY_FIELDS[self.name])
 
     def describe(self) -> str:
         return f"item property {self.name}"
@@ -74,16 +72,35 @@ class Literal:
 
     def coerce(self, candidate: Any) -> Any:
         """The item's value as a value of this literal's kind, or None when it is of another type."""
-        if self.kind == "String":
-            return candidate if isinstance(candidate, str) else None
-        if self.kind == "Boolean":
-            return candidate if isinstance(candidate, bool) else None
-        if self.kind == "Number":
-            is_number = isinstance(candidate, int | float) and not isinstance(candidate, bool)
-            return candidate if is_number else None
-        if isinstance(candidate, datetime):
-            return candidate
-        return parse_timestamp(candidate) if isinstance(candidate, str) else None
+        return _COERCIONS[self.kind](candidate)
+
+
+def _as_string(candidate: Any) -> str | None:
+    return candidate if isinstance(candidate, str) else None
+
+
+def _as_boolean(candidate: Any) -> bool | None:
+    return candidate if isinstance(candidate, bool) else None
+
+
+def _as_number(candidate: Any) -> int | float | None:
+    is_number = isinstance(candidate, int | float) and not isinstance(candidate, bool)
+    return candidate if is_number else None
+
+
+def _as_datetime(candidate: Any) -> datetime | None:
+    if isinstance(candidate, datetime):
+        return candidate
+    return parse_timestamp(candidate) if isinstance(candidate, str) else None
+
+
+_COERCIONS: dict[str, Callable[[Any], Any]] = {
+    "String": _as_string,
+    "Boolean": _as_boolean,
+    "Number": _as_number,
+    "DateTime": _as_datetime,
+}
+_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {"GreaterThan": gt, "LessThan": lt}
 
 
 @dataclass(frozen=True)
@@ -94,23 +111,21 @@ class Comparison:
 
     def matches(self, item: Item) -> bool:
         actual = self.operand.read(item)
-        if actual is None:
-            return False
-        candidates = actual if isinstance(actual, list) and self.operator == "Equals" else [actual]
-        for candidate in candidates:
-            value = self.literal.coerce(candidate)
-            if value is not None and self._holds(value):
-                return True
-        return False
+        if isinstance(actual, list) and self.operator == "Equals":
+            return any(self._holds(candidate) for candidate in actual)
+        return actual is not None and self._holds(actual)
 
     def attribute_codes(self) -> set[str]:
         return {self.operand.code} if isinstance(self.operand, AttributeOperand) else set()
 
-    def _holds(self, value: Any) -> bool:
+    def _holds(self, candidate: Any) -> bool:
+        """Whether one value of the item holds against the literal (a value of another type never does)."""
+        value = self.literal.coerce(candidate)
+        if value is None:
+            return False
         if self.operator == "Equals":
-            return any(value == expected for expected in self.literal.values)
-        expected = self.literal.values[0]
-        return bool(value > expected) if self.operator == "GreaterThan" else bool(value < expected)
+            return value in self.literal.values  # JSON values: `in` is `==` here (no NaN reaches a literal)
+        return bool(_ORDERINGS[self.operator](value, self.literal.values[0]))
 
 
 @dataclass(frozen=True)
@@ -152,13 +167,12 @@ class Query:
 
     def run(self, items: Iterable[Item]) -> list[Item]:
         """The matching items in the query's order."""
+        design_code, collections = self.design_code, self.collections
         matching = [
-            item
-            for item in items
-            if item.design_code == self.design_code
-            and item.collection in self.collections
-            and (self.filter is None or self.filter.matches(item))
+            item for item in items if item.design_code == design_code and item.collection in collections
         ]
+        if self.filter is not None:
+            matching = [item for item in matching if self.filter.matches(item)]
         return _sorted(matching, self.sort)
 
     def attribute_codes(self) -> set[str]:
@@ -360,8 +374,8 @@ def _literal_value(kind: str, value: Any, where: str) -> Any:
 
 def _sorted(items: Sequence[Item], sort: SortOrder) -> list[Item]:
     if sort.attribute_code is None:
-        reader = PropertyOperand(sort.item_property or "itemId")
-        return sorted(items, key=lambda item: (reader.read(item), item.item_id), reverse=sort.descending)
+        key = attrgetter(_PROPERTY_FIELDS[sort.item_property or "itemId"], "item_id")
+        return sorted(items, key=key, reverse=sort.descending)
     code = sort.attribute_code
     present = [item for item in items if code in item.attributes]
     missing = sorted((item for item in items if code not in item.attributes), key=lambda item: item.item_id)

@@ -2,7 +2,7 @@
 
 Authentication, rate limits, faults and error bodies are applied around these handlers by the gate
 in `app`; a handler only raises `AlloyError` for a request Alloy would refuse. Items are sent as
-`EmulatorState.item_json` renders them (no dates unless `--item-dates`).
+`EmulatorState.encoded_item` encodes them (no dates unless `--item-dates`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ from aiohttp import web
 from alloysync.emulator.aqs import check_query, parse_query
 from alloysync.emulator.errors import bad_request
 from alloysync.emulator.item_values import parse_attribute_list
-from alloysync.emulator.state import STATE_KEY
-from alloysync.emulator.store import DEFAULT_COLLECTION, ItemDraft
-from alloysync.emulator.wire import json_response, query_page, read_json, read_json_object
+from alloysync.emulator.state import STATE_KEY, EmulatorState
+from alloysync.emulator.store import DEFAULT_COLLECTION, Item, ItemDraft
+from alloysync.emulator.wire import (
+    encoded_array,
+    json_response,
+    json_response_with,
+    query_page,
+    read_json,
+    read_json_object,
+)
 
 
 def add_api_routes(app: web.Application) -> None:
@@ -35,20 +42,20 @@ async def query_items(request: web.Request) -> web.Response:
     check_query(query, state.designs)
     matching = query.run(state.store.snapshot())
     start = (page - 1) * page_size
-    results = [state.item_json(item, query.attributes) for item in matching[start : start + page_size]]
-    return json_response({"page": page, "pageSize": page_size, "results": results})
+    results = [state.encoded_item(item, query.attributes) for item in matching[start : start + page_size]]
+    return json_response_with({"page": page, "pageSize": page_size}, "results", encoded_array(results))
 
 
 async def get_item(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    return json_response({"item": state.item_json(state.store.get(request.match_info["item_id"]))})
+    return item_response(state, state.store.get(request.match_info["item_id"]))
 
 
 async def create_item(request: web.Request) -> web.Response:
     """`POST /api/item` `{designCode, collection, attributes}` → `{"item"}`."""
     draft = parse_draft(await read_json_object(request))
     state = request.app[STATE_KEY]
-    return json_response({"item": state.item_json(state.store.create(draft))})
+    return item_response(state, state.store.create(draft))
 
 
 async def edit_item(request: web.Request) -> web.Response:
@@ -62,7 +69,7 @@ async def edit_item(request: web.Request) -> web.Response:
     values = parse_attribute_list(body.get("attributes"))
     state = request.app[STATE_KEY]
     item = state.store.edit(request.match_info["item_id"], values, signature)
-    return json_response({"item": state.item_json(item)})
+    return item_response(state, item)
 
 
 async def delete_item(request: web.Request) -> web.Response:
@@ -73,6 +80,11 @@ async def delete_item(request: web.Request) -> web.Response:
         raise bad_request("signature must be a string")
     request.app[STATE_KEY].store.delete(request.match_info["item_id"], signature)
     return json_response({})
+
+
+def item_response(state: EmulatorState, item: Item) -> web.Response:
+    """`{"item": ...}`, the item as the API sends it."""
+    return json_response_with({}, "item", state.encoded_item(item))
 
 
 def parse_draft(body: dict[str, Any]) -> ItemDraft:

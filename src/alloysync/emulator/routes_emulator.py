@@ -17,10 +17,10 @@ from alloysync.emulator.callouts import parse_webhook_config
 from alloysync.emulator.design_requests import parse_admin_design
 from alloysync.emulator.errors import bad_request
 from alloysync.emulator.prices import PRICE_PATH
-from alloysync.emulator.routes_api import parse_draft
+from alloysync.emulator.routes_api import item_response, parse_draft
 from alloysync.emulator.seed import SEED_NAMES
 from alloysync.emulator.state import STATE_KEY
-from alloysync.emulator.wire import json_response, read_json_object
+from alloysync.emulator.wire import encoded_array, json_response, json_response_with, read_json_object
 
 ADMIN_PREFIX = "/_emulator/"
 HEALTH_PATH = ADMIN_PREFIX + "health"
@@ -125,9 +125,9 @@ async def bulk_create(request: web.Request) -> web.Response:
         if not isinstance(raw, dict):
             raise bad_request(f"items[{position}] must be an object with designCode and attributes")
         drafts.append(parse_draft(raw))
-    created = request.app[STATE_KEY].store.create_many(drafts)
     state = request.app[STATE_KEY]
-    return json_response({"items": [state.item_json(item) for item in created]})
+    created = state.store.create_many(drafts)
+    return json_response_with({}, "items", encoded_array(state.encoded_item(item) for item in created))
 
 
 async def list_items(request: web.Request) -> web.Response:
@@ -137,16 +137,14 @@ async def list_items(request: web.Request) -> web.Response:
     budget away from the alloysync processes that share the token."""
     design = request.query.get("design")
     state = request.app[STATE_KEY]
-    items = state.store.snapshot()
-    return json_response(
-        {"items": [state.item_json(item) for item in items if design in (None, item.design_code)]}
-    )
+    items = [item for item in state.store.snapshot() if design in (None, item.design_code)]
+    return json_response_with({}, "items", encoded_array(state.encoded_item(item) for item in items))
 
 
 async def read_item(request: web.Request) -> web.Response:
     """One item as `{"item": ...}`, without rate limits or faults (for observers)."""
     state = request.app[STATE_KEY]
-    return json_response({"item": state.item_json(state.store.get(request.match_info["item_id"]))})
+    return item_response(state, state.store.get(request.match_info["item_id"]))
 
 
 async def get_webhook(request: web.Request) -> web.Response:

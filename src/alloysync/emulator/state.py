@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +29,7 @@ from alloysync.emulator.seed import (
     recipe_work_orders,
 )
 from alloysync.emulator.stats import RequestStats
-from alloysync.emulator.store import Change, Item, ItemStore, item_json
+from alloysync.emulator.store import Change, Item, ItemStore, encoded_item
 from alloysync.settings import Settings
 
 
@@ -48,10 +47,10 @@ class EmulatorState:
     saver: StateSaver | None
     item_dates: bool = False  # send items with lastEditDate/createdDate (real Alloy does not)
 
-    def item_json(self, item: Item, only_attributes: frozenset[str] | None = None) -> dict[str, Any]:
-        """The item as the API sends it."""
+    def encoded_item(self, item: Item, only_attributes: frozenset[str] | None = None) -> bytes:
+        """The item as the API sends it, as encoded JSON (cached: see `store.encoded_item`)."""
         design = self.designs.find(item.design_code)
-        return item_json(item, design, item_dates=self.item_dates, only_attributes=only_attributes)
+        return encoded_item(item, design, item_dates=self.item_dates, only_attributes=only_attributes)
 
     def load_seed(self, seed: str) -> int:
         """Add the named seed's designs and items (see `seed`); the number of items added."""

@@ -5,7 +5,8 @@ current items) consistent while `persistence` serialises it on another thread. E
 new signature and a newer edit date; edit dates are strictly increasing within the store so that
 "edited after X" queries never miss an edit made in the same millisecond as X. The dates are
 kept for AQS (`ItemProperty` `lastEditDate`/`createdDate`) and the state file; whether items are
-*sent* with them is the caller's choice (`item_json`): real Alloy items carry none.
+*sent* with them is the caller's choice (`item_json`): real Alloy items carry none. What an item is
+sent as is encoded once per item version and design version (`encoded_item`).
 Every create and edit is checked against the item's design (`item_values`).
 Listeners are told about every change (persistence, webhook call-outs).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,15 +26,29 @@ from alloysync.emulator.design_store import DesignStore
 from alloysync.emulator.designs import DEFAULT_COLOUR, DEFAULT_ICON, GEOMETRY_CODE, Design
 from alloysync.emulator.errors import design_not_found, item_not_found, signature_mismatch
 from alloysync.emulator.item_values import check_edit, check_new_item
+from alloysync.emulator.wire import encode_json
 
 DEFAULT_COLLECTION = "Live"
 END_OF_TIME = "9999-12-31T23:59:59.999Z"  # an item's `end` while it is current
 _ONE_MILLISECOND = timedelta(milliseconds=1)
 
+View = tuple[bool, frozenset[str] | None]  # item_dates, only_attributes (see `item_json`)
+
+
+class Encodings:
+    """What one item version has been sent as: its encoded JSON per view, for one design object."""
+
+    __slots__ = ("design", "views")
+
+    def __init__(self) -> None:
+        self.design: Design | None = None
+        self.views: dict[View, bytes] = {}
+
 
 @dataclass(frozen=True)
 class Item:
-    """One Alloy item. `attributes` maps code to value and is never mutated after construction."""
+    """One Alloy item. `attributes` maps code to value and is never mutated after construction;
+    `encodings` is `encoded_item`'s cache, which belongs to this version of the item."""
 
     item_id: str
     design_code: str
@@ -42,6 +57,7 @@ class Item:
     signature: str
     created: datetime
     last_edit: datetime
+    encodings: Encodings = field(default_factory=Encodings, init=False, repr=False, compare=False)
 
     def to_state(self) -> dict[str, Any]:
         """The item as the state file keeps it (with its dates)."""
@@ -109,6 +125,35 @@ def item_json(
         document["lastEditDate"] = format_timestamp(item.last_edit)
         document["createdDate"] = format_timestamp(item.created)
     return document
+
+
+def encoded_item(
+    item: Item,
+    design: Design | None,
+    *,
+    item_dates: bool,
+    only_attributes: frozenset[str] | None = None,
+) -> bytes:
+    """`item_json` as encoded JSON (`encode_json`), rendered and encoded once per item version,
+    design version and view.
+
+    Invalidation: the encodings live on the `Item` and are kept only for the `Design` object they
+    were rendered with. Items are immutable: an edit replaces the item with a new one (with a new
+    signature), and a delete or reset drops it, so its encodings go with it. Designs are immutable
+    too: a change (a new attribute, a reset, a new design under the same code) makes a new object,
+    so the next send renders the item again. (The cache holds the design it was rendered with, so
+    no other design object can take its identity.)
+    """
+    encodings = item.encodings
+    if encodings.design is not design:
+        encodings.design = design
+        encodings.views = {}
+    view = (item_dates, only_attributes)
+    encoded = encodings.views.get(view)
+    if encoded is None:
+        document = item_json(item, design, item_dates=item_dates, only_attributes=only_attributes)
+        encoded = encodings.views[view] = encode_json(document)
+    return encoded
 
 
 def _attribute_list(attributes: Mapping[str, Any], only: frozenset[str] | None) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -47,13 +47,32 @@ async def read_json_object(request: web.Request, *, required: bool = True) -> di
     return body
 
 
+def encode_json(payload: Any) -> bytes:
+    """`payload` as the emulator writes JSON: compact, non-ASCII characters escaped."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def encoded_array(elements: Iterable[bytes]) -> bytes:
+    """A JSON array of elements that are already encoded (`encode_json`)."""
+    return b"[" + b",".join(elements) + b"]"
+
+
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(payload, separators=(",", ":")).encode(),
-        status=status,
-        content_type=JSON_CONTENT_TYPE,
-        headers=headers,
-    )
+    return encoded_response(encode_json(payload), status, headers)
+
+
+def json_response_with(head: Mapping[str, Any], key: str, encoded: bytes) -> web.Response:
+    """`json_response({**head, key: value})` where `value` comes already encoded (`encode_json`):
+    the same bytes, without encoding the value again."""
+    opening = encode_json(dict(head))[:-1] + (b"," if head else b"")
+    return encoded_response(opening + encode_json(key) + b":" + encoded + b"}")
+
+
+def encoded_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A response whose body is JSON already encoded (`encode_json`)."""
+    return web.Response(body=body, status=status, content_type=JSON_CONTENT_TYPE, headers=headers)
 
 
 def error_response(error: AlloyError, headers: Mapping[str, str] | None = None) -> web.Response:

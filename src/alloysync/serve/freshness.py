@@ -1,14 +1,15 @@
-"""The freshness check (in `serve`, leader only): jobs with a MaxAge that had no success for that
-long become Overdue.
+"""The freshness check (in `serve`, leader only): jobs with a MaxAge that had no success for that long
+become Overdue.
 
 Every ALLOYSYNC_FRESHNESS_INTERVAL seconds (15) every valid job with a MaxAge that is not overdue
-yet is measured on Redis's clock (model/freshness.py); an overdue one is marked by one fenced
-script (`JobStore.mark_overdue`, `mark_overdue.lua`): `overdue` '1' on the job (serve's sampler
-exports it as `alloysync_jobs_overdue`), an event with Status `Overdue` and its Message for the
-record, and — unless NotifyOn is never or there is no Notify target — a notification of kind
-`overdue`. It is marked once: the run scripts set `overdue` back to '0' at the next success, whose
-event's Status replaces Overdue on the record. A success that lands between the check and the
-mark wins (the script compares `last_succeeded`).
+yet (read from the index of jobs with a MaxAge, `JobStore.jobs_with_max_age`) is measured on Redis's
+clock (model/freshness.py); an overdue one is marked by one fenced script (`JobStore.mark_overdue`,
+`mark_overdue.lua`): `overdue` '1' on the job (serve's sampler exports it as
+`alloysync_jobs_overdue`), an event with Status `Overdue` and its Message for the record, and —
+unless NotifyOn is never or there is no Notify target — a notification of kind `overdue`. It is
+marked once: the run scripts set `overdue` back to '0' at the next success, whose event's Status
+replaces Overdue on the record. A success that lands between the check and the mark wins (the script
+compares `last_succeeded`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class FreshnessCheck:
             return []
         now = datetime.fromtimestamp(await self.store.now_ms() / 1000, UTC)
         marked = []
-        for job in await self.store.jobs():
+        for job in await self.store.jobs_with_max_age():
             if await self._check(lease, job, now):
                 marked.append(job.item_id)
         return marked

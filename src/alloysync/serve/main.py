@@ -69,7 +69,9 @@ async def serve(settings: Settings, registry: TaskRegistry, stop: asyncio.Event 
     )
     features = DesignFeatures()
     poller = Poller(settings, alloy, client, runs, registry, lease, features=features)
-    reporter = Reporter(settings, alloy, client, consumer=lease.replica, features=features)
+    reporter = Reporter(
+        settings, alloy, client, consumer=lease.replica, features=features, applied_views=poller.applied_views
+    )
     notifier = Notifier(settings, client, consumer=lease.replica)
     leader = Leadership(poller, reporter, notifier, FreshnessCheck(settings, client, lease))
     background = [

@@ -46,6 +46,7 @@ from alloysync.alloy.client import AlloyClient, Page
 from alloysync.alloy.errors import AlloyError
 from alloysync.alloy.models import Item
 from alloysync.alloy.ratelimit import TokenBucket
+from alloysync.alloy.responses import KnownView
 from alloysync.enqueue import RunQueue
 from alloysync.log import get_logger
 from alloysync.metrics import (
@@ -57,6 +58,7 @@ from alloysync.metrics import (
 )
 from alloysync.model.registry import TaskRegistry
 from alloysync.model.times import utc_now
+from alloysync.serve.applied_views import AppliedViews
 from alloysync.serve.applier import RecordApplier
 from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
@@ -98,6 +100,8 @@ class Poller:
         self.codes = settings.attributes
         self.applier = RecordApplier(settings, client, runs, registry, lease, clock, self.design)
         self._missing: set[str] = set()  # job ids the last full pass did not find
+        # Views applied already, which incremental passes skip (they re-read the overlap each pass).
+        self.applied_views = AppliedViews(settings.sync_overlap)
         # The full reconciliation's own pace: at most a quarter of the key's query budget.
         self.full_budget = TokenBucket(max(1, settings.alloy_query_per_minute // 4), burst=1)
         # The full pass applies pages beside incremental and webhook passes: one page at a time.
@@ -177,13 +181,18 @@ class Poller:
             collection=self.settings.jobs_collection,
             sort_by_last_edit="desc",
         )
+        self.applied_views.enter_term(self._lease, await self.sync.server_run_id())
         seen: set[str] = set()
         began_on_alloy: datetime | None = None
-        async for page, read_ms in self._pages(query):
+        async for page, read_ms in self._pages(query, known_view=self.applied_views.has):
             if began_on_alloy is None:
                 began_on_alloy = page.server_time or self._local_alloy_time(pass_started)
+            seen.update(page.known)
+            fresh = _unseen(page.items, seen)
             async with self._applying:
-                await self.applier.apply_page(_unseen(page.items, seen), read_ms)
+                await self.applier.apply_page(fresh, read_ms)
+            if since is not None:  # a pass without a cursor reads old records, which no pass reads again
+                self.applied_views.remember(fresh)
         if began_on_alloy is not None:
             await self.sync.set_cursor(self._lease, began_on_alloy)
         # Every edit made before this pass started has now been seen: that is how far we are synced.
@@ -237,15 +246,16 @@ class Poller:
         POLL_ITEMS.labels(kind="webhook").inc(len(item_ids))
 
     async def _pages(
-        self, query: aqs.Node, budget: TokenBucket | None = None
+        self, query: aqs.Node, budget: TokenBucket | None = None, known_view: KnownView | None = None
     ) -> AsyncIterator[tuple[Page, int]]:
         """The pages of `query`, each with the Redis time taken just before it was requested.
 
         After a full page the next one is requested while the caller applies this one (Alloy
         answers while we write to Redis); after a shorter one, which may be the last, only once the
         caller is done with it, as without read-ahead. With `budget`, a token is taken before each
-        page (the full reconciliation's own pace)."""
-        pages = self.alloy.query_pages(query, page_size=self.settings.alloy_page_size)
+        page (the full reconciliation's own pace); `known_view` goes to `AlloyClient.query_pages`
+        (results it knows are not parsed)."""
+        pages = self.alloy.query_pages(query, self.settings.alloy_page_size, known_view)
 
         async def read_next() -> tuple[Page | None, int]:
             if budget is not None:

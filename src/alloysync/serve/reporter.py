@@ -60,6 +60,7 @@ from alloysync.log import get_logger
 from alloysync.metrics import OUTBOX_EVENTS, OUTBOX_OLDEST_AGE, REPORTER_EVENTS, REPORTER_WRITES
 from alloysync.model.events import Event
 from alloysync.model.job_options import ALL_FEATURES
+from alloysync.serve.applied_views import AppliedViews
 from alloysync.serve.features import DesignFeatures
 from alloysync.settings import Settings
 from alloysync.state.outbox import READ_BATCH, Entry, EntryId, Outbox, entry_key
@@ -133,10 +134,13 @@ class Reporter:
         claim_idle_ms: int = CLAIM_IDLE_MS,
         claim_every: float = CLAIM_EVERY,
         features: DesignFeatures | None = None,
+        applied_views: AppliedViews | None = None,
     ) -> None:
         self.settings = settings
         # Optional attributes the jobs design lacks are never written (their feature is off).
         self.design = features or DesignFeatures()
+        # The poller's record of applied views, told about our own edits (serve/applied_views.py).
+        self.applied_views = applied_views
         self.alloy = alloy
         self.outbox = Outbox(client)
         self.consumer = consumer
@@ -294,7 +298,7 @@ class Reporter:
             await self._acknowledge(write)
             return
         try:
-            item = await self.alloy.update_owned(write.item_id, attributes, signature=signature)
+            edit = await self.alloy.edit_owned(write.item_id, attributes, signature=signature)
         except AlloyError as error:
             if error.is_not_found:
                 logger.info(
@@ -334,6 +338,9 @@ class Reporter:
             )
             if reset
         ]
+        item = edit.item
+        if self.applied_views is not None:
+            self.applied_views.follow_own_edit(write.item_id, edit.based_on, item.signature)
         # The signature our edit returned is the newest there is; one round trip for it all.
         await self.outbox.report_written(
             write.item_id, write.entry_ids, write.newest, item.signature or "", finished

@@ -169,6 +169,11 @@ class JobStore:
                     _json(done.decision.to_hash()),
                 ]
                 await self._mark_acted(keys=[keys.LEASE, keys.job(done.item_id)], args=args, client=pipe)
+                # The freshness check's index (`jobs_with_max_age`): a hint, so not fenced.
+                if done.decision.max_age is not None:
+                    pipe.sadd(keys.JOBS_WITH_MAX_AGE, done.item_id)
+                else:
+                    pipe.srem(keys.JOBS_WITH_MAX_AGE, done.item_id)
             replies: list[Any] = await pipe.execute()
         for reply in replies:
             fenced(reply)
@@ -177,6 +182,7 @@ class JobStore:
         """The record is gone from Alloy: drop it from the known jobs and the schedules."""
         forget_keys = [keys.LEASE, keys.job(item_id), keys.JOBS, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
         fenced(await self._forget_job(keys=forget_keys, args=[lease, item_id]))
+        await self.client.srem(keys.JOBS_WITH_MAX_AGE, item_id)
 
     async def begin_request(
         self, lease: str, item_id: str, read_ms: int, flag: str = "request"
@@ -245,6 +251,20 @@ class JobStore:
 
     async def jobs(self) -> list[JobRecord]:
         return await self._records(sorted(await self.job_ids()))
+
+    async def jobs_with_max_age(self) -> list[JobRecord]:
+        """The records of the jobs whose last decision had a MaxAge (and perhaps a few that no
+        longer have one: the caller checks). The index `jobs:max_age` is kept by `record_acted`;
+        a store that predates it (no `jobs:max_age:built` mark) has it built here once, from
+        every job record."""
+        if not await self.client.exists(keys.JOBS_WITH_MAX_AGE_BUILT):
+            async for batch in self.jobs_in_batches():
+                with_max_age = [job.item_id for job in batch if job.max_age_seconds is not None]
+                if with_max_age:
+                    await self.client.sadd(keys.JOBS_WITH_MAX_AGE, *with_max_age)
+            await self.client.set(keys.JOBS_WITH_MAX_AGE_BUILT, "1")
+        members = await self.client.smembers(keys.JOBS_WITH_MAX_AGE)
+        return await self._records(sorted(str(member) for member in members))
 
     async def jobs_in_batches(self) -> AsyncIterator[list[JobRecord]]:
         """Every job record, RECORDS_BATCH at a time: for readers that need not hold them all."""

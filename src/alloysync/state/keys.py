@@ -10,6 +10,8 @@ from collections.abc import Callable
 PREFIX = "alloysync:"
 
 JOBS = PREFIX + "jobs"
+JOBS_WITH_MAX_AGE = PREFIX + "jobs:max_age"  # set: jobs whose decision has a MaxAge (freshness)
+JOBS_WITH_MAX_AGE_BUILT = PREFIX + "jobs:max_age:built"  # set once the index covers every job
 SYNC_CURSOR = PREFIX + "sync:cursor"
 SYNC_REQUESTS = PREFIX + "sync:requests"
 SYNC_THROUGH = PREFIX + "sync:through"  # start of the last completed incremental pass

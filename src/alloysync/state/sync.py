@@ -30,6 +30,11 @@ class SyncState:
         text = await self.client.get(keys.SYNC_CURSOR)
         return parse_alloy_datetime(str(text)) if text else None
 
+    async def server_run_id(self) -> str:
+        """The Redis server's run id: a new one after every restart of the server."""
+        info = await self.client.info("server")
+        return str(info["run_id"])
+
     async def set_cursor(self, lease: str, cursor: datetime) -> None:
         """Move the cursor, as the poller (fenced)."""
         value = format_alloy_datetime(cursor)
