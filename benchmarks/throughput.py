@@ -8,7 +8,10 @@ Every path gets N one-off jobs (or messages) and a pool of P processes x T threa
   drain       alloysync's workers draining N runs already created (enqueue.py), no serve: the worker
               side alone (claim, call a no-op task, finish, its outbox event);
   e2e         alloysync end to end: N job records bulk-created in the emulator → Succeeded on each
-              record in Alloy (serve's poller and reporter, the workers, the emulator).
+              record in Alloy (serve's poller and reporter, the workers, the emulator);
+  e2e_limited the same for `--limited-jobs` (300) records under the emulator's Alloy limits (150
+              edits a minute per key) with alloysync's default budgets and poll interval: the
+              edits per job a real tenant sees (a few minutes; not part of the ratios).
 The emulator's rate limits are off and every alloysync budget is raised, so what is measured is
 alloysync's own cost. Redis runs with AOF `appendfsync everysec` (production's setting).
 
@@ -72,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="wait for the poller run's full reconciliation")
     parser.add_argument("--skip-poller", action="store_true", help="do not run the poller part")
     parser.add_argument("--only-poller", action="store_true", help="run the poller part only")
+    parser.add_argument(
+        "--limited-jobs", type=int, default=300,
+        help="jobs of the end-to-end run under Alloy's limits and default budgets (300; 0 = skip)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="give up on a path after this long")
     add_result_name_option(parser, NAME)
     return parser.parse_args(argv)
@@ -133,6 +140,12 @@ class CpuMeter:
 def redis_calls(client: redis.Redis) -> int:
     stats: dict[str, Any] = client.info("commandstats")
     return sum(int(value["calls"]) for value in stats.values())
+
+
+def edits_made(stack: Stack) -> int:
+    """Item edits the emulator accepted (2xx): refused ones (429) are not edits."""
+    counts = stack.emulator.stats().get("write", {})
+    return sum(count for status, count in counts.items() if status.startswith("2"))
 
 
 def wait_for(check: Any, timeout: float, what: str, interval: float = 0.05) -> float:
@@ -246,8 +259,11 @@ def drain_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> d
             "redis_commands_per_run": round(calls, 1), "cpu_ms_per_run": cpu}  # fmt: skip
 
 
-def e2e_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    """N records bulk-created → every one shows Succeeded in the emulator."""
+def e2e_path(
+    stack: Stack, args: argparse.Namespace, env: dict[str, str], jobs: int | None = None
+) -> dict[str, Any]:
+    """`jobs` (default N) records bulk-created → every one shows Succeeded in the emulator."""
+    jobs = args.jobs if jobs is None else jobs
     client = redis.Redis.from_url(stack.redis_server.url, decode_responses=True)
     system = stack.system
     system.overrides.update(env)
@@ -263,7 +279,7 @@ def e2e_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> dic
             "redis": stack.redis_server.child.pid,  # type: ignore[union-attr]
         }
     )
-    writes_before = sum(stack.emulator.stats().get("write", {}).values())
+    writes_before = edits_made(stack)
     calls_before = redis_calls(client)
     meter.start()
     started = time.monotonic()
@@ -277,7 +293,7 @@ def e2e_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> dic
                     {"attributeCode": CODES.task, "value": "tests.noop"},
                 ],
             }
-            for n in range(args.jobs)
+            for n in range(jobs)
         ]
     )
     ids = {item["itemId"] for item in created}
@@ -291,16 +307,16 @@ def e2e_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> dic
         ) == len(ids)
 
     done = wait_for(all_succeeded, args.timeout, "every record to show Succeeded", interval=0.5)
-    cpu = meter.stop(args.jobs)
-    calls = (redis_calls(client) - calls_before) / args.jobs
+    cpu = meter.stop(jobs)
+    calls = (redis_calls(client) - calls_before) / jobs
     time.sleep(3)  # late writes (after the last Succeeded) count too
-    writes = sum(stack.emulator.stats().get("write", {}).values()) - writes_before
+    writes = edits_made(stack) - writes_before
     serve.stop()
     worker.stop()
     client.close()
     seconds = done - started
-    return {"seconds": round(seconds, 2), "per_second": round(args.jobs / seconds, 1),
-            "alloy_edits_per_job": round(writes / args.jobs, 3), "redis_commands_per_job": round(calls, 1),
+    return {"seconds": round(seconds, 2), "per_second": round(jobs / seconds, 1),
+            "alloy_edits_per_job": round(writes / jobs, 3), "redis_commands_per_job": round(calls, 1),
             "cpu_ms_per_job": cpu}  # fmt: skip
 
 
@@ -380,7 +396,20 @@ def throughput_paths(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
         progress("alloysync end to end ...")
         results["e2e"] = e2e_path(stack, args, env)
         progress(f"e2e: {results['e2e']}")
+    if args.limited_jobs:
+        results["e2e_limited"] = limited_path(args, env)
     return results
+
+
+def limited_path(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """End to end under Alloy's own limits (the emulator's, 150 edits a minute per key) with
+    alloysync's default budgets and poll interval: the edits per job a real tenant would see."""
+    pool = {name: value for name, value in env.items() if name.startswith("ALLOYSYNC_WORKER_")}
+    with running_stack(f"{NAME}-limited", rate_limits=True, appendfsync="everysec") as stack:
+        progress(f"alloysync end to end under Alloy's limits, {args.limited_jobs} jobs (a few minutes) ...")
+        result = e2e_path(stack, args, {**pool, "ALLOYSYNC_LOG_LEVEL": "WARNING"}, jobs=args.limited_jobs)
+        progress(f"e2e under Alloy's limits: {result}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  e2e: {e2e['alloy_edits_per_job']} Alloy edits per job, "
             f"{e2e['redis_commands_per_job']} Redis commands per job, CPU ms per job {e2e['cpu_ms_per_job']}"
         )
+        if "e2e_limited" in results:
+            limited = results["e2e_limited"]
+            edits = limited["alloy_edits_per_job"]
+            print(f"  e2e under Alloy's limits: {edits} Alloy edits per job ({limited})")
     if "poller" in results:
         print(f"  poller: {results['poller']}")
     print(f"Written to {path}.")

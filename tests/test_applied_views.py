@@ -4,6 +4,7 @@ them unparsed (`parse_page` with `known_view`): pure, no Redis or emulator."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_our_own_edit_of_an_applied_view_counts_as_applied_and_of_any_other_view
 
 def test_parse_page_lists_known_views_by_id_without_parsing_them() -> None:
     known = {("a", "s1")}
-    payload = {
+    payload: dict[str, Any] = {
         "results": [
             {"itemId": "a", "designCode": "designs_jobs", "signature": "s1"},
             {"itemId": "b", "designCode": "designs_jobs", "signature": "s1"},

@@ -305,9 +305,8 @@ async def test_an_incremental_pass_skips_a_view_it_applied_but_not_an_edit_or_a_
     # Our own status write on an applied view counts as applied (the reporter says which view
     # its edit was based on); an edit based on any other view does not.
     alloy: AlloyClient = parts[3]
-    edit = await alloy.edit_owned(
-        item, {CODES.status: "Queued"}, sync_client.hget(keys.job(item), "signature")
-    )
+    applied_signature = str(sync_client.hget(keys.job(item), "signature"))
+    edit = await alloy.edit_owned(item, {CODES.status: "Queued"}, applied_signature)
     polling.applied_views.follow_own_edit(item, edit.based_on, edit.item.signature)
     sync_client.hdel(keys.job(item), "title")
     await polling.sync_incremental()

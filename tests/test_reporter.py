@@ -323,3 +323,30 @@ def test_the_coalescing_window_is_validated(monkeypatch: pytest.MonkeyPatch) -> 
             Settings()
         [line] = describe_validation_error(raised.value)
         assert line.startswith("ALLOYSYNC_REPORT_COALESCE: ")
+
+
+async def test_a_backlog_beyond_the_cap_waits_unread_in_the_stream_and_is_all_written(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reporter holds at most MAX_PENDING_ITEMS items in memory (plus one read batch): a first
+    sync of 100k records must not hold 100k pending writes. The rest waits in the stream."""
+    monkeypatch.setattr("alloysync.serve.reporter.MAX_PENDING_ITEMS", 5)
+    monkeypatch.setattr("alloysync.serve.reporter.READ_BATCH", 3)
+    monkeypatch.setattr("alloysync.state.outbox.READ_BATCH", 3)
+    items = jobs(emulator, 30)
+    for item_id in items:
+        await emit(client, item_id, "queued", status=Status.QUEUED)
+    budget = TokenBucket(per_window=10, window=1.0, burst=1)
+    reporter = Reporter(Settings(), alloy, client, consumer="r1", budget=budget)
+    most_held = 0
+    async with running(reporter):
+
+        async def drained_watching() -> bool:
+            nonlocal most_held
+            most_held = max(most_held, len(reporter.pending))
+            return await _drained(client)
+
+        await until(drained_watching, 30)
+    assert 0 < most_held <= 5 + 3
+    assert writes(emulator) == 30
+    assert all(emulator.attributes(item_id)[CODES.status] == "Queued" for item_id in items)

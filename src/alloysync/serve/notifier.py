@@ -212,8 +212,11 @@ class Notifier:
                     return entry.entry_id
                 soonest = min(soonest, pending.not_before - now)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns instead of raising
+            # when it is cancelled just as the event is set, so a cancelled sender kept running.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, soonest))
+                async with asyncio.timeout(max(0.01, soonest)):
+                    await self._wake.wait()
 
     async def deliver(self, pending: PendingNotification) -> bool:
         """One round of delivering an entry to its targets not yet done. Returns True when the entry

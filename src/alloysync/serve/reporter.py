@@ -34,7 +34,9 @@ writes are in flight, and each write costs two Redis round trips (`before_write`
 `report_written`) besides its edit; writers pick ready items from a heap, so an idle or
 backed-up reporter costs no scan of its pending items. A process would need its own leadership,
 Redis and Alloy connections and failover for work that is I/O-bound once it coalesces; the
-budget keeps the time it holds the loop short, so the poll loop is never starved.
+budget keeps the time it holds the loop short, so the poll loop is never starved. It holds at
+most MAX_PENDING_ITEMS items' events in memory (plus one read batch): beyond that, new events wait
+unread in the stream until writes catch up.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ READ_BLOCK_MS = 1000  # the longest wait for new events (under the socket timeou
 FOLD_CHUNK = 100  # events folded per turn of the event loop (the reporter's task budget)
 MAX_READ_PAUSE = 0.1  # seconds between reads of new events (a fifth of the window, at most this)
 IDLE_WAIT = 1.0  # seconds a writer with nothing scheduled waits before looking again
+# Items with a pending write at which the reporter stops reading new events (they wait in the
+# stream): a backlog of 100k events (a first sync of 100k records) is not held in memory at once.
+MAX_PENDING_ITEMS = 5000
 
 
 @dataclass
@@ -182,6 +187,11 @@ class Reporter:
                 if time.monotonic() >= next_claim:
                     await self.take_over_idle()
                     next_claim = time.monotonic() + self.claim_every
+                if len(self.pending) >= MAX_PENDING_ITEMS:
+                    # Back-pressure: new events wait in the stream (unread, so nothing is lost)
+                    # until writes drain what is held; memory stays bounded by the cap.
+                    await asyncio.sleep(self.read_pause)
+                    continue
                 new = await self.outbox.read_new(self.consumer, block_ms=READ_BLOCK_MS)
                 await self._fold(new)
                 if len(new) < READ_BATCH:  # caught up: let a batch gather
@@ -281,8 +291,9 @@ class Reporter:
                 return item_id
             wait = self._ready[0][0] - now if self._ready else IDLE_WAIT
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, IDLE_WAIT))
+            with contextlib.suppress(TimeoutError):  # not wait_for: see Notifier._reserve
+                async with asyncio.timeout(min(wait, IDLE_WAIT)):
+                    await self._wake.wait()
 
     async def _write(self, write: PendingWrite) -> None:
         written_through, signature = await self.outbox.before_write(write.item_id)

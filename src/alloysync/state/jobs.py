@@ -167,13 +167,10 @@ class JobStore:
                     done.version,
                     done.registry_digest,
                     _json(done.decision.to_hash()),
+                    done.item_id,
                 ]
-                await self._mark_acted(keys=[keys.LEASE, keys.job(done.item_id)], args=args, client=pipe)
-                # The freshness check's index (`jobs_with_max_age`): a hint, so not fenced.
-                if done.decision.max_age is not None:
-                    pipe.sadd(keys.JOBS_WITH_MAX_AGE, done.item_id)
-                else:
-                    pipe.srem(keys.JOBS_WITH_MAX_AGE, done.item_id)
+                acted_keys = [keys.LEASE, keys.job(done.item_id), keys.JOBS_WITH_MAX_AGE]
+                await self._mark_acted(keys=acted_keys, args=args, client=pipe)
             replies: list[Any] = await pipe.execute()
         for reply in replies:
             fenced(reply)
@@ -254,7 +251,8 @@ class JobStore:
 
     async def jobs_with_max_age(self) -> list[JobRecord]:
         """The records of the jobs whose last decision had a MaxAge (and perhaps a few that no
-        longer have one: the caller checks). The index `jobs:max_age` is kept by `record_acted`;
+        longer have one: the caller checks). The index `jobs:max_age` is kept by `record_acted`
+        (mark_acted.lua);
         a store that predates it (no `jobs:max_age:built` mark) has it built here once, from
         every job record."""
         if not await self.client.exists(keys.JOBS_WITH_MAX_AGE_BUILT):
