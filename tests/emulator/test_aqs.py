@@ -291,3 +291,22 @@ def test_interface_attributes_can_be_queried_on_every_design(emu: EmulatorProces
         query(OTHER, equals(attribute("attributes_itemsSubtitle"), literal("String", "x")))
     )
     assert (status, body["results"]) == (200, [])
+
+
+def test_pages_read_after_an_edit_see_the_edit(emu: EmulatorProcess) -> None:
+    """The emulator computes a query's result once per store generation (query_cache.py): a page
+    read after any create, edit or delete answers from the store as it is then."""
+    enabled = [{"attributeCode": TITLE, "value": "on"}, {"attributeCode": ENABLED, "value": True}]
+    created = emu.bulk_create([{"designCode": JOBS, "attributes": enabled} for _ in range(6)])
+    only_enabled = query(JOBS, equals(attribute(ENABLED), literal("Boolean", True)))
+    ids = sorted(item["itemId"] for item in created)
+    status, first = emu.query(only_enabled, page=1, page_size=3)
+    assert status == 200
+    assert [item["itemId"] for item in first["results"]] == ids[:3]
+    emu.edit_item(ids[4], {ENABLED: False})  # on page 2
+    emu.bulk_create([{"designCode": JOBS, "attributes": enabled}])
+    status, second = emu.query(only_enabled, page=2, page_size=3)
+    assert status == 200
+    later = [item["itemId"] for item in second["results"]]
+    assert ids[4] not in later
+    assert later[:2] == [ids[3], ids[5]] and len(later) == 3  # and the new item took the freed place

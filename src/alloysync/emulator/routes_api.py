@@ -40,7 +40,7 @@ async def query_items(request: web.Request) -> web.Response:
     query = parse_query(await read_json(request))
     state = request.app[STATE_KEY]
     check_query(query, state.designs)
-    matching = query.run(state.store.snapshot())
+    matching = state.queries.results(query)
     start = (page - 1) * page_size
     results = [state.encoded_item(item, query.attributes) for item in matching[start : start + page_size]]
     return json_response_with({"page": page, "pageSize": page_size}, "results", encoded_array(results))

@@ -19,6 +19,7 @@ from alloysync.emulator.faults import Faults
 from alloysync.emulator.limits import RateLimitConfig, RateLimiter
 from alloysync.emulator.persistence import StateSaver, load_state
 from alloysync.emulator.prices import PriceFeed
+from alloysync.emulator.query_cache import QueryCache
 from alloysync.emulator.seed import (
     SEEDS_WITH_JOBS_DESIGN,
     demo_jobs,
@@ -45,6 +46,7 @@ class EmulatorState:
     callouts: Callouts
     prices: PriceFeed
     saver: StateSaver | None
+    queries: QueryCache
     item_dates: bool = False  # send items with lastEditDate/createdDate (real Alloy does not)
 
     def encoded_item(self, item: Item, only_attributes: frozenset[str] | None = None) -> bytes:
@@ -117,6 +119,7 @@ def create_state(
         callouts=Callouts(),
         prices=PriceFeed(),
         saver=None,
+        queries=QueryCache(store),
         item_dates=item_dates,
     )
     if state_file is not None:

@@ -198,6 +198,7 @@ class ItemStore:
         self._listeners: list[ChangeListener] = []
         self._ids = ObjectIds()
         self._last_stamp: datetime | None = None
+        self.generation = 0  # counts the changes: results computed at one generation hold until the next
 
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -253,6 +254,7 @@ class ItemStore:
             )
             self._items[item.item_id] = item
             created.append(item)
+        self.generation += 1
         for item in created:
             self._notify(Change(ChangeKind.CREATE, item))
         return created
@@ -275,6 +277,7 @@ class ItemStore:
             last_edit=self._next_stamp(),
         )
         self._items[item_id] = edited
+        self.generation += 1
         self._notify(Change(ChangeKind.UPDATE, edited))
         return edited
 
@@ -283,16 +286,19 @@ class ItemStore:
         if signature is not None and not secrets.compare_digest(signature, current.signature):
             raise signature_mismatch(item_id, signature)
         del self._items[item_id]
+        self.generation += 1
         self._notify(Change(ChangeKind.DELETE, current))
 
     def load(self, items: Iterable[Item]) -> None:
         """Replace every item (loading the state file). Listeners are not told: nothing changed."""
         self._items = {item.item_id: item for item in items}
+        self.generation += 1
         newest = max((item.last_edit for item in self._items.values()), default=None)
         self._last_stamp = newest
 
     def clear(self) -> None:
         self._items = {}
+        self.generation += 1
         self._notify(Change(ChangeKind.RESET))
 
     def _next_stamp(self) -> datetime:

@@ -23,6 +23,7 @@ never creates a new version, so it never re-runs a once-now job.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -58,6 +59,7 @@ from alloysync.state.schedules import ScheduleStore
 logger = get_logger(__name__)
 
 CANCEL_REASON = "Cancelled by CancelRequested on the record"
+LOGGED_ITEM_IDS = 10  # a page's INFO line names the jobs it acted upon when there are at most this many
 
 Clock = Callable[[], datetime]
 
@@ -206,14 +208,24 @@ class RecordApplier:
         created = await asyncio.to_thread(self.runs.submit_many, requests, self._lease) if requests else []
         await self.store.record_acted(self._lease, [one.acted for one in acting])
         new_runs = {request.run_id for request, new in zip(requests, created, strict=True) if new}
+        # One INFO line per page (a first pass over 100,000 records writes 1,000, not 100,000);
+        # the line per record is at DEBUG.
+        item_ids = [one.acted.item_id for one in acting]
+        logger.info(
+            "job definitions acted upon",
+            jobs=len(acting),
+            runs=len(new_runs),
+            **({"item_ids": item_ids} if len(item_ids) <= LOGGED_ITEM_IDS else {}),
+        )
+        if not logging.getLogger(__name__).isEnabledFor(logging.DEBUG):  # not built at all
+            return
         for one in acting:
             runs = [request.run_id for request in one.plan.runs if request.run_id in new_runs]
-            decision = one.acted.decision
-            logger.info(
+            logger.debug(
                 "job definition acted upon",
                 item_id=one.acted.item_id,
                 version=one.acted.version,
-                state=decision.phase.value,
+                state=one.acted.decision.phase.value,
                 **({"runs": runs} if runs else {}),
             )
 

@@ -81,11 +81,12 @@ async def sample_forever(settings: Settings, client: aioredis.Redis, registry: T
 
 
 async def sample_jobs(store: JobStore, per_job: PerJobGauges) -> None:
-    """The jobs-by-status and per-job gauges, from the job records read a batch at a time: serve
-    never holds every record at once, only those that a per-job gauge exports."""
+    """The jobs-by-status and per-job gauges, from the job records read a batch at a time (only
+    the fields the gauges read): serve never holds every record at once, only those that a
+    per-job gauge exports."""
     counts = dict.fromkeys(JOB_STATUSES, 0)
     gauged: list[JobRecord] = []
-    async for batch in store.jobs_in_batches():
+    async for batch in store.sampled_jobs():
         tally_statuses(batch, counts)
         gauged.extend(job for job in batch if has_per_job_gauge(job))
     set_job_counts(counts)
