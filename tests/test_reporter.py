@@ -258,6 +258,31 @@ async def test_a_run_longer_than_the_window_shows_running_before_succeeded(
     assert await client.hget(keys.REPORTED, item_id)
 
 
+async def test_a_whole_run_folded_in_its_window_is_written_without_waiting_out_the_window(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    [whole, ended_only] = jobs(emulator, 2)
+    reporter = Reporter(Settings(report_coalesce=30.0), alloy, client, consumer="r1")
+    async with running(reporter):
+        run = f"now:{whole}:v1"
+        for kind, status in (
+            ("queued", Status.QUEUED),
+            ("started", Status.RUNNING),
+            ("succeeded", Status.SUCCEEDED),
+        ):
+            await client.xadd(keys.OUTBOX, Event(whole, kind, {"status": status}, run_id=run).fields())  # type: ignore[arg-type]
+        # The end of a run whose start is not held here (written before): its window holds.
+        other = Event(ended_only, "succeeded", {"status": Status.SUCCEEDED}, run_id=f"now:{ended_only}:v1")
+        await client.xadd(keys.OUTBOX, other.fields())  # type: ignore[arg-type]
+
+        async def whole_written() -> bool:
+            return bool(emulator.attributes(whole).get(CODES.status) == "Succeeded")
+
+        await until(whole_written, 10)  # well inside the 30 s window
+        assert writes(emulator) == 1  # one edit for the whole run; the lone end still waits
+        assert CODES.status not in emulator.attributes(ended_only)
+
+
 async def test_events_held_in_the_window_survive_the_reporter_stopping(
     client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
 ) -> None:

@@ -9,8 +9,9 @@ of the client's own limiter, so the budget holds by construction, not by luck.
 Coalescing, in every regime: an item's first event is held for ALLOYSYNC_REPORT_COALESCE seconds
 (default 1) before its write may go, and the events that follow fold into it meanwhile. A run
 shorter than the window (Queued → Running → Succeeded) costs one edit even when the budget is
-ample; a longer run still shows Running after the window. After a write, the item's next event
-starts a new window. Under budget pressure items wait for a token besides, and fold longer.
+ample, and that edit goes as soon as the run's end is folded with its start (nothing of the run is
+left to wait for); a longer run still shows Running after the window. After a write, the item's
+next event starts a new window. Under budget pressure items wait for a token besides, and fold longer.
 
 Guarantee (outbox → Alloy): **at-least-once, in order per item, never back to an older state**.
   - An event is acknowledged and deleted only after the edit carrying it succeeded; until then,
@@ -81,6 +82,9 @@ IDLE_WAIT = 1.0  # seconds a writer with nothing scheduled waits before looking 
 # Items with a pending write at which the reporter stops reading new events (they wait in the
 # stream): a backlog of 100k events (a first sync of 100k records) is not held in memory at once.
 MAX_PENDING_ITEMS = 5000
+# Events that end a run: once one is folded with an earlier event of its run, the write need not
+# wait out the rest of the window (no later event of that run can come).
+RUN_END_KINDS = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 
 
 @dataclass
@@ -109,6 +113,13 @@ class PendingWrite:
     def absorb(self, other: PendingWrite) -> None:
         for _key, entry_id, event in other.events:
             self.add(entry_id, event)
+
+    def holds_whole_run(self, run_id: str) -> bool:
+        """Whether the events held include the run's end and an earlier event of the same run: the
+        window has folded the run from its start (Queued or Running) to its end."""
+        return (
+            bool(run_id) and sum(1 for _key, _entry_id, event in self.events if event.run_id == run_id) >= 2
+        )
 
     @property
     def entry_ids(self) -> list[str]:
@@ -233,6 +244,13 @@ class Reporter:
                     self.pending[event.item_id] = pending
                     self._schedule(pending)
                 pending.add(entry_id, event)
+                if (
+                    event.kind in RUN_END_KINDS
+                    and pending.holds_whole_run(event.run_id)
+                    and pending.due > now
+                ):
+                    pending.due = now  # nothing of this run is left to fold: its one edit may go now
+                    self._schedule(pending)
                 if update_views:
                     views.setdefault(event.item_id, {}).update(_view_fields(event))
             if views:

@@ -38,6 +38,7 @@ OUTCOME_FIELDS = ("state", "scheduled_at", "created", "started", "finished", "er
 OUTCOME_ERROR_CHARS = 200
 OUTCOME_BATCH = 100  # jobs per script call: each call holds Redis for a few milliseconds at most
 RECORDS_BATCH = 1000  # jobs per pipelined read of job records
+PAGE_BATCH = 100  # records per call of the poller's page scripts (each holds Redis for about a ms)
 # The job fields the status and per-job gauges read (`JobStore.sampled_jobs`): a sample of 100k
 # jobs reads these with one HMGET each instead of every field and the two run-queue lengths.
 SAMPLED_FIELDS = (
@@ -118,7 +119,6 @@ class JobStore:
         self.client = client
         self._apply_definition = scripts.register(client, "apply_definition")
         self._mark_acted = scripts.register(client, "mark_acted")
-        self._append_event = scripts.register(client, "append_event")
         self._forget_job = scripts.register(client, "forget_job")
         self._begin_request = scripts.register(client, "begin_request")
         self._append_request_reset = scripts.register(client, "append_request_reset")
@@ -131,55 +131,61 @@ class JobStore:
 
     async def apply_definitions(self, lease: str, sightings: Sequence[Sighting]) -> list[JobVersion]:
         """Store each definition (a new version when its fingerprint is new), cache its signature,
-        and say where each stands: one pipelined round trip for a page of records."""
+        and say where each stands: one script call per PAGE_BATCH records (apply_definition.lua,
+        which checks the lease once), all in one pipelined round trip."""
         async with self.client.pipeline(transaction=False) as pipe:
-            for seen in sightings:
-                decided = {**seen.decision.to_hash(), "changed": seen.changed}
-                args: list[str | int] = [
-                    lease,
-                    seen.item_id,
-                    seen.fingerprint,
-                    "" if seen.run_count is None else str(seen.run_count),
-                    _json(decided),
-                    seen.signature,
-                    seen.read_ms,
-                    seen.decision.title,
+            for start in range(0, len(sightings), PAGE_BATCH):
+                batch = sightings[start : start + PAGE_BATCH]
+                args: list[str | int] = [lease]
+                for seen in batch:
+                    decided = {**seen.decision.to_hash(), "changed": seen.changed}
+                    run_count = "" if seen.run_count is None else str(seen.run_count)
+                    args += [seen.item_id, seen.fingerprint, run_count, _json(decided), seen.signature,
+                             seen.read_ms, seen.decision.title]  # fmt: skip
+                job_keys = [
+                    keys.LEASE,
+                    keys.JOBS,
+                    keys.SCHEDULES,
+                    *(keys.job(seen.item_id) for seen in batch),
                 ]
-                job_keys = [keys.LEASE, keys.job(seen.item_id), keys.JOBS, keys.SCHEDULES]
                 await self._apply_definition(keys=job_keys, args=args, client=pipe)
             replies: list[list[Any]] = await pipe.execute()
+        versions = []
         for reply in replies:
-            fenced(reply[0])
-        return [
-            JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
-            for r in replies
-        ]
+            if reply and not isinstance(reply[0], list):
+                fenced(reply[0])
+            versions += [
+                JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
+                for r in reply
+            ]
+        return versions
 
     async def record_acted(self, lease: str, acted: Sequence[Acted]) -> None:
         """Append each version's events, then mark it acted (a version overtaken by a newer one
-        meanwhile stays unmarked): one pipelined round trip for a page. Redis runs the pipeline in
-        order, so a connection lost half-way leaves a version unmarked, never marked without its
-        events; the next sighting acts on it again."""
+        meanwhile stays unmarked): one script call per PAGE_BATCH versions (mark_acted.lua, which
+        checks the lease once and appends a record's events before its mark, atomically), all in
+        one pipelined round trip. A connection lost half-way leaves whole batches unmarked, never a
+        version marked without its events; the next sighting acts on them again."""
         if not acted:
             return
         async with self.client.pipeline(transaction=False) as pipe:
-            for done in acted:
-                for event in done.events:
-                    await self._append_event(
-                        keys=[keys.LEASE, keys.OUTBOX], args=[lease, event.wire()], client=pipe
-                    )
-                args: list[str | int] = [
-                    lease,
-                    done.version,
-                    done.registry_digest,
-                    _json(done.decision.to_hash()),
-                    done.item_id,
+            for start in range(0, len(acted), PAGE_BATCH):
+                batch = acted[start : start + PAGE_BATCH]
+                args: list[str | int] = [lease]
+                for done in batch:
+                    args += [done.item_id, done.version, done.registry_digest, _json(done.decision.to_hash()),
+                             len(done.events), *(event.wire() for event in done.events)]  # fmt: skip
+                acted_keys = [
+                    keys.LEASE,
+                    keys.OUTBOX,
+                    keys.JOBS_WITH_MAX_AGE,
+                    *(keys.job(d.item_id) for d in batch),
                 ]
-                acted_keys = [keys.LEASE, keys.job(done.item_id), keys.JOBS_WITH_MAX_AGE]
                 await self._mark_acted(keys=acted_keys, args=args, client=pipe)
             replies: list[Any] = await pipe.execute()
         for reply in replies:
-            fenced(reply)
+            if not isinstance(reply, list):
+                fenced(reply)
 
     async def forget_job(self, lease: str, item_id: str) -> None:
         """The record is gone from Alloy: drop it from the known jobs and the schedules."""
