@@ -154,6 +154,22 @@ async def test_a_dead_reporters_events_are_taken_over_and_never_written_over_new
     assert writes(emulator) == 1  # the taken-over events were older than what was written: no write
 
 
+async def test_reported_marks_kept_by_an_older_version_still_hold_after_the_upgrade(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    """A store written before the marks joined the job hashes keeps them in `alloysync:reported`:
+    the reporter moves them before it reads, so an older event is still never written over them."""
+    [item_id] = jobs(emulator, 1)
+    await emit(client, item_id, "started", status=Status.RUNNING, message="Running")
+    await client.hset(keys.LEGACY_REPORTED, item_id, "9999999999999-0")  # a newer event was written
+    reporter = Reporter(Settings(), alloy, client, consumer="r1")
+    async with running(reporter):
+        await until(lambda: _drained(client), 10)
+    assert writes(emulator) == 0  # older than the moved mark: acknowledged, not written
+    assert not await client.exists(keys.LEGACY_REPORTED)
+    assert await client.hget(keys.job(item_id), "reported") == "9999999999999-0"
+
+
 async def test_idle_writers_do_not_spend_the_budget(
     client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
 ) -> None:
@@ -255,7 +271,7 @@ async def test_a_run_longer_than_the_window_shows_running_before_succeeded(
     assert (values[CODES.status], values[CODES.message]) == ("Succeeded", "done")
     job = await client.hgetall(keys.job(item_id))
     assert job["view_status"] == "Succeeded" and job["signature"]
-    assert await client.hget(keys.REPORTED, item_id)
+    assert await client.hget(keys.job(item_id), "reported")
 
 
 async def test_a_whole_run_folded_in_its_window_is_written_without_waiting_out_the_window(

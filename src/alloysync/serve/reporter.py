@@ -21,7 +21,7 @@ Guarantee (outbox → Alloy): **at-least-once, in order per item, never back to 
     CLAIM_EVERY seconds (never its own: they wait for Alloy), so a crash during a window or Alloy
     being down for an hour loses nothing.
   - Per item there is at most one write in flight, and events are folded in stream order. The id
-    of the newest event written for each item is kept (`alloysync:reported`): an older event that
+    of the newest event written for each item is kept (the job hash's `reported`): an older event that
     turns up later (taken over from a dead reporter) is acknowledged without being written, so it
     can never put an item back into an older state. Writing the same values twice is harmless.
   - After a successful edit the `reported` mark, the signature Alloy returned, the reset request
@@ -214,6 +214,9 @@ class Reporter:
 
     async def ensure_group(self) -> None:
         await self.outbox.ensure_group()
+        moved = await self.outbox.move_reported_marks()
+        if moved:
+            logger.info("moved the reported marks into the job records", items=moved)
 
     async def take_over_idle(self) -> int:
         """Claim the entries other (dead) reporters read but never acknowledged, and forget

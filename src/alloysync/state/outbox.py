@@ -3,8 +3,9 @@
 Events are appended by the poller (fenced, `Outbox.append_fenced`), the scheduler
 (`append_event`) and workers (inside the Lua script that changes the run, see `claims.py`). The
 reporters read them as the consumer group `reporter`, one consumer per serve replica; an entry is
-acknowledged and deleted only after the Alloy edit carrying it succeeded. `reported` keeps, per
-item, the id of the newest entry written to Alloy.
+acknowledged and deleted only after the Alloy edit carrying it succeeded. The job hash's
+`reported` field keeps, per item, the id of the newest entry written to Alloy (in the job hash, so
+that the reporter reads and writes it with the signature it caches there: one command each).
 
 The reporter's bookkeeping around an edit is here too, one round trip each: what it reads before
 the edit (`before_write`: the `reported` mark and the cached signature), what follows a successful
@@ -90,11 +91,7 @@ class Outbox:
     async def before_write(self, item_id: str) -> tuple[EntryId | None, str | None]:
         """What an edit of the item needs, in one round trip: the newest entry already written to
         Alloy (None when none) and the item's cached signature (None when unknown)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.REPORTED, item_id)
-            pipe.hget(keys.job(item_id), "signature")
-            replies: list[Any] = await pipe.execute()
-        through, signature = replies
+        through, signature = await self.client.hmget(keys.job(item_id), ["reported", "signature"])
         return (entry_key(str(through)) if through else None), (str(signature) if signature else None)
 
     async def report_written(
@@ -105,9 +102,26 @@ class Outbox:
         flags ('request', 'cancel', 'backfill', see `JobStore.finish_request`), then acknowledge and
         delete the entries; one script, one round trip (`report_written.lua`)."""
         await self._report_written(
-            keys=[keys.REPORTED, keys.job(item_id), keys.OUTBOX],
-            args=[item_id, newest, signature, keys.OUTBOX_GROUP, ",".join(finished), *entry_ids],
+            keys=[keys.job(item_id), keys.OUTBOX],
+            args=[newest, signature, keys.OUTBOX_GROUP, ",".join(finished), *entry_ids],
         )
+
+    async def move_reported_marks(self) -> int:
+        """Move the `reported` marks of a store that kept them in a hash of their own
+        (`alloysync:reported`, before they joined the job hashes) into the job hashes, once;
+        returns how many moved. The reporter calls it before it reads anything, so no mark can be
+        newer than the one moved."""
+        marks = {
+            str(item): str(entry) for item, entry in (await self.client.hgetall(keys.LEGACY_REPORTED)).items()
+        }
+        if not marks:
+            return 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            for item_id, entry_id in marks.items():
+                pipe.hset(keys.job(item_id), "reported", entry_id)
+            pipe.delete(keys.LEGACY_REPORTED)
+            await pipe.execute()
+        return len(marks)
 
     async def set_views(self, views: dict[str, dict[str, Any]]) -> None:
         """Record the latest reported state of known jobs for the jobs page (item → reported
