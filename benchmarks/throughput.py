@@ -15,6 +15,9 @@ Every path gets N one-off jobs (or messages) and a pool of P processes x T threa
 The emulator's rate limits are off and every alloysync budget is raised, so what is measured is
 alloysync's own cost. Redis runs with AOF `appendfsync everysec` (production's setting).
 
+bare, edit, drain and e2e run `--repeat` times (3), bare and edit interleaved; each path reports
+its median run (the run itself, and every run's rate): a 2,000-message bare run lasts under a
+second on this machine, and one run alone moved its rate by a third from one try to the next.
 Reported per path: the rate, its share of bare Dramatiq; for drain and e2e also the Redis commands
 per job (INFO commandstats), and CPU per job of each process (serve, worker pool, emulator,
 redis-server, from /proc); for e2e the Alloy edits per job. Then a poller run over `--records`
@@ -78,6 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--limited-jobs", type=int, default=300,
         help="jobs of the end-to-end run under Alloy's limits and default budgets (300; 0 = skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeat", type=int, default=3,
+        help="runs of each of bare, edit, drain and e2e, interleaved; the median is reported (3)",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="give up on a path after this long")
     add_result_name_option(parser, NAME)
@@ -189,51 +196,55 @@ def bare_paths(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         os.environ["BENCH_REDIS_URL"] = stack.redis_server.url  # the actors' module reads it on import
         import benchmarks.throughput_actors as actors  # the same broker module, in this process
 
-        results: dict[str, Any] = {}
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "edit": []}
         time.sleep(3)  # let the worker processes boot
-        items = stack.emulator.bulk_create(
-            [
-                {"designCode": DESIGN, "attributes": [{"attributeCode": CODES.title, "value": f"e{n}"}]}
-                for n in range(args.jobs)
-            ]
-        )
-        for path in ("bare", "edit"):
-            client.set(actors.DONE, 0)
-            started = time.monotonic()
-            for number in range(args.jobs):
-                if path == "bare":
-                    actors.noop.send(number)
-                else:
-                    item = items[number]
-                    actors.edit.send(item["itemId"], item["signature"], CODES.status)
-            done = wait_for(lambda: int(client.get(actors.DONE) or 0) >= args.jobs, args.timeout, path)
-            results[path] = {
-                "seconds": round(done - started, 2),
-                "per_second": round(args.jobs / (done - started), 1),
-            }
-            progress(f"{path}: {results[path]}")
-        return results
+        for _round in range(args.repeat):
+            items = stack.emulator.bulk_create(
+                [
+                    {"designCode": DESIGN, "attributes": [{"attributeCode": CODES.title, "value": f"e{n}"}]}
+                    for n in range(args.jobs)
+                ]
+            )  # fresh items each round: an edit needs the item's current signature
+            for path in ("bare", "edit"):
+                client.set(actors.DONE, 0)
+                started = time.monotonic()
+                for number in range(args.jobs):
+                    if path == "bare":
+                        actors.noop.send(number)
+                    else:
+                        item = items[number]
+                        actors.edit.send(item["itemId"], item["signature"], CODES.status)
+                done = wait_for(lambda: int(client.get(actors.DONE) or 0) >= args.jobs, args.timeout, path)
+                run = {
+                    "seconds": round(done - started, 2),
+                    "per_second": round(args.jobs / (done - started), 1),
+                }
+                runs[path].append(run)
+                progress(f"{path}: {run}")
+        return {path: median_run(path_runs) for path, path_runs in runs.items()}
     finally:
         worker.terminate()
         worker.wait(30)
         client.close()
 
 
-def noop_request(number: int) -> RunRequest:
-    item = f"drain{number:06d}"
+def noop_request(number: int, round_number: int = 0) -> RunRequest:
+    item = f"drain{round_number}x{number:06d}"
     return RunRequest(
         run_id=f"now:{item}:v1", item_id=item, kind=RunKind.NOW, steps=("tests.noop",), params={},
         source="bench", reason="Queued: benchmark",
     )  # fmt: skip
 
 
-def drain_path(stack: Stack, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def drain_path(
+    stack: Stack, args: argparse.Namespace, env: dict[str, str], round_number: int = 0
+) -> dict[str, Any]:
     """Runs created first (no worker), then the pool started: the worker side alone."""
     settings = Settings(redis_url=stack.redis_server.url, task_modules=["tests.support.tasks"])
     client = redis.Redis.from_url(stack.redis_server.url, decode_responses=True)
     broker = build_broker(settings)
     queue = RunQueue(client, broker, load_task_modules(settings.task_modules), settings)
-    requests = [noop_request(n) for n in range(args.jobs)]
+    requests = [noop_request(n, round_number) for n in range(args.jobs)]
     for start in range(0, args.jobs, 500):
         queue.submit_many(requests[start : start + 500])
     events_before = int(client.xlen(keys.OUTBOX))
@@ -387,22 +398,36 @@ PATHS = ("bare", "edit", "drain", "e2e")
 
 
 def throughput_paths(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    """bare, edit and drain on one stack, e2e on a fresh one."""
+    """bare, edit and drain on one stack (each `--repeat` times), e2e on a fresh stack per run."""
     results: dict[str, Any] = {}
     with running_stack(NAME, rate_limits=False, appendfsync="everysec") as stack:
         pool_text = f"pool {args.processes}x{args.threads}"
-        progress(f"bare Dramatiq and Dramatiq + one edit, {args.jobs} messages, {pool_text} ...")
+        progress(
+            f"bare Dramatiq and Dramatiq + one edit, {args.jobs} messages, {pool_text}, {args.repeat} rounds"
+        )
         results.update(bare_paths(stack, args))
         progress("alloysync's worker drain ...")
-        results["drain"] = drain_path(stack, args, env)
-        progress(f"drain: {results['drain']}")
-    with running_stack(f"{NAME}-e2e", rate_limits=False, appendfsync="everysec") as stack:
-        progress("alloysync end to end ...")
-        results["e2e"] = e2e_path(stack, args, env)
-        progress(f"e2e: {results['e2e']}")
+        drains = []
+        for round_number in range(args.repeat):
+            drains.append(drain_path(stack, args, env, round_number))
+            progress(f"drain: {drains[-1]}")
+        results["drain"] = median_run(drains)
+    e2e_runs = []
+    for _round in range(args.repeat):
+        with running_stack(f"{NAME}-e2e", rate_limits=False, appendfsync="everysec") as stack:
+            progress("alloysync end to end ...")
+            e2e_runs.append(e2e_path(stack, args, env))
+            progress(f"e2e: {e2e_runs[-1]}")
+    results["e2e"] = median_run(e2e_runs)
     if args.limited_jobs:
         results["e2e_limited"] = limited_path(args, env)
     return results
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median rate (its own figures), with every run's rate beside it."""
+    ordered = sorted(runs, key=lambda run: float(run["per_second"]))
+    return {**ordered[(len(ordered) - 1) // 2], "rates": [run["per_second"] for run in runs]}
 
 
 def limited_path(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:

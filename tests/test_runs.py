@@ -89,6 +89,17 @@ def test_submit_is_idempotent(runs: RunQueue, redis_client: redis.Redis) -> None
     assert redis_client.lrange(keys.job_runs("item1"), 0, -1) == ["now:item1:v1"]
 
 
+def test_the_jobs_run_history_keeps_the_newest_runs_up_to_its_length(
+    runs: RunQueue, redis_client: redis.Redis, settings: Settings
+) -> None:
+    history = settings.run_history
+    ids = [f"now:item1:v{n}" for n in range(1, history + 4)]
+    runs.submit_many([request(run_id) for run_id in ids[:2]])  # one batch: both in order
+    for run_id in ids[2:]:
+        runs.submit(request(run_id))
+    assert redis_client.lrange(keys.job_runs("item1"), 0, -1) == list(reversed(ids))[:history]
+
+
 def test_recover_resends_a_run_whose_enqueue_was_lost(runs: RunQueue, redis_client: redis.Redis) -> None:
     runs.submit(request())
     redis_client.delete("dramatiq:default", "dramatiq:default.msgs")  # the message never made it

@@ -44,8 +44,7 @@ local function create(this_run, job_runs, at)
     hash[#hash + 1] = value
   end
   redis.call('HSET', this_run, unpack(hash))
-  redis.call('LPUSH', job_runs, id)
-  redis.call('LTRIM', job_runs, 0, history_len - 1)
+  if redis.call('LPUSH', job_runs, id) > history_len then redis.call('LTRIM', job_runs, 0, history_len - 1) end
 
   local item = record['item']
   local queued_event, overlap, gate = ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
