@@ -385,3 +385,19 @@ def test_error_texts_are_scrubbed_of_the_password_and_its_encodings() -> None:
     assert "hunter2" not in said and "AG1lAGh1bnRlcjIh" not in said
     assert scrub("a b a", ["a", ""]) == "********** b **********"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(channel.__dict__)
+
+
+async def test_a_sender_cancelled_just_as_it_is_woken_stops(
+    client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    """The wake and the cancel in the same turn of the loop: the sender must end cancelled. On
+    Python 3.11, `asyncio.wait_for` returned instead of raising here, so the sender went back to
+    waiting and stopping the notifier hung (the reason `_reserve` uses `asyncio.timeout`)."""
+    notifier = notifier_for(settings_for(redis_server, None, []), client)
+    sender = asyncio.create_task(notifier._reserve())
+    await asyncio.sleep(0.05)  # waiting for work
+    notifier._wake.set()
+    sender.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await sender

@@ -391,3 +391,18 @@ async def test_a_backlog_beyond_the_cap_waits_unread_in_the_stream_and_is_all_wr
     assert 0 < most_held <= 5 + 3
     assert writes(emulator) == 30
     assert all(emulator.attributes(item_id)[CODES.status] == "Queued" for item_id in items)
+
+
+async def test_a_writer_cancelled_just_as_it_is_woken_stops(
+    client: aioredis.Redis, alloy: AlloyClient
+) -> None:
+    """The wake and the cancel in the same turn of the loop: the writer must end cancelled (with
+    Python 3.11's `asyncio.wait_for` it went back to waiting, and stopping the reporter hung)."""
+    reporter = Reporter(Settings(), alloy, client, consumer="r1")
+    writer = asyncio.create_task(reporter._reserve())
+    await asyncio.sleep(0.05)  # waiting for a ready item
+    reporter._wake.set()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await writer
