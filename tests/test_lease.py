@@ -6,10 +6,20 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
+from alloysync.broker import build_broker
+from alloysync.enqueue import RunQueue
 from alloysync.local.redis_server import RedisServer
+from alloysync.model.events import Event, Status
+from alloysync.model.registry import load_task_modules
+from alloysync.model.runs import RunKind, RunRequest
+from alloysync.settings import Settings
+from alloysync.state import keys
+from alloysync.state.jobs import Acted, JobStore, Sighting
 from alloysync.state.lease import LeaseLost, PollerLease
+from alloysync.state.records import JobDecision, JobPhase
 from alloysync.state.sync import SyncState
 
 
@@ -37,4 +47,46 @@ async def test_one_holder_takeover_and_fencing(redis_server: RedisServer) -> Non
 
     await second.release()
     assert await first.refresh() is True
+    await client.aclose()
+
+
+async def test_an_ex_leaders_batched_page_writes_are_refused_whole(
+    redis_server: RedisServer, settings: Settings
+) -> None:
+    """The poller's page scripts (definitions, acted marks with their events, run creation) check
+    the lease once per batch: an ex-leader's page writes nothing at all, in any batch."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.set(keys.LEASE, "b:2")  # another replica holds the lease
+    stale = "a:1"
+    store = JobStore(client)
+    decision = JobDecision("j", JobPhase.VALID, "tests.noop", "", "UTC", "")
+    sightings = [Sighting(f"item{n}", "fp", decision, "", None, 0) for n in range(150)]  # two script calls
+    with pytest.raises(LeaseLost):
+        await store.apply_definitions(stale, sightings)
+    queued = Event("item1", "queued", {"status": Status.QUEUED})
+    with pytest.raises(LeaseLost):
+        await store.record_acted(
+            stale, [Acted(f"item{n}", 1, "digest", decision, [queued]) for n in range(150)]
+        )
+    sync_client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    broker = build_broker(settings)
+    queue = RunQueue(sync_client, broker, load_task_modules(settings.task_modules), settings)
+    requests = [
+        RunRequest(
+            run_id=f"now:item{n}:v1",
+            item_id=f"item{n}",
+            kind=RunKind.NOW,
+            steps=("tests.noop",),
+            params={},
+            source="poller",
+            reason="Queued: test",
+        )
+        for n in range(150)
+    ]
+    with pytest.raises(LeaseLost):
+        queue.submit_many(requests, stale)
+    assert sorted(await client.keys("alloysync:*")) == [keys.LEASE]  # nothing written
+    assert [stand.version for stand in await store.apply_definitions("b:2", sightings[:2])] == [1, 1]
+    broker.close()
+    sync_client.close()
     await client.aclose()

@@ -94,7 +94,7 @@ class SharedBudget:
             if now < prepaid.until
             else 1
         )
-        started = time.monotonic()
+        started = now
         while True:
             if batch > 1 and await self.limiter.hit(item, family, cost=batch):
                 break

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from alloysync.model.events import Event
 from alloysync.state import keys, scripts
-from alloysync.state.lease import fenced
+from alloysync.state.lease import fenced, fenced_batch
 from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord
 
 # The run fields the jobs page's outcome strips need (see `JobStore.recent_outcomes`).
@@ -150,15 +150,11 @@ class JobStore:
                 ]
                 await self._apply_definition(keys=job_keys, args=args, client=pipe)
             replies: list[list[Any]] = await pipe.execute()
-        versions = []
-        for reply in replies:
-            if reply and not isinstance(reply[0], list):
-                fenced(reply[0])
-            versions += [
-                JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
-                for r in reply
-            ]
-        return versions
+        return [
+            JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
+            for reply in replies
+            for r in fenced_batch(reply)
+        ]
 
     async def record_acted(self, lease: str, acted: Sequence[Acted]) -> None:
         """Append each version's events, then mark it acted (a version overtaken by a newer one
@@ -184,8 +180,7 @@ class JobStore:
                 await self._mark_acted(keys=acted_keys, args=args, client=pipe)
             replies: list[Any] = await pipe.execute()
         for reply in replies:
-            if not isinstance(reply, list):
-                fenced(reply)
+            fenced_batch(reply)
 
     async def forget_job(self, lease: str, item_id: str) -> None:
         """The record is gone from Alloy: drop it from the known jobs and the schedules."""

@@ -33,6 +33,14 @@ def fenced(result: Any) -> int:
     return int(result)
 
 
+def fenced_batch(result: Any) -> list[Any]:
+    """The per-item answers of a fenced script that handles a batch (a list), which answers -1
+    instead when the caller's lease was refused."""
+    if not isinstance(result, list):
+        fenced(result)
+    return list(result)
+
+
 class PollerLease:
     def __init__(self, client: aioredis.Redis, ttl: float, replica: str | None = None) -> None:
         self.client = client

@@ -23,7 +23,7 @@ from alloysync.model.events import Event
 from alloysync.model.runs import RunKind, RunRequest
 from alloysync.model.times import now_iso
 from alloysync.state import keys, scripts
-from alloysync.state.lease import LeaseLost
+from alloysync.state.lease import fenced_batch
 from alloysync.state.records import RUN_TTL, RunRecord
 
 
@@ -102,9 +102,7 @@ class RunStore:
                     ]
                 self._create_run(keys=run_keys, args=args, client=pipe)
             batches = pipe.execute()
-        replies: list[list[Any]] = [reply for batch in batches for reply in batch]
-        if any(int(reply[0]) < 0 for reply in replies):
-            raise LeaseLost("the poller lease moved to another serve replica")
+        replies: list[list[Any]] = [reply for batch in batches for reply in fenced_batch(batch)]
         return [
             Creation(Created(int(reply[0])), tuple(str(value) for value in reply[1:])) for reply in replies
         ]

@@ -22,8 +22,8 @@
 -- read once for the page; each job hash is read once (HMGET) and written once (HSET), whatever
 -- changed. Returns, per record in order, {version, acted version, acted registry digest, time the
 -- version was first seen, the version whose once-now run was created, the phase last decided, 1 if
--- the job has a schedule entry else 0}; or {-1} when the lease is lost.
-if not holds_lease(KEYS[1], ARGV[1]) then return {-1} end
+-- the job has a schedule entry else 0}; or -1 when the lease is lost.
+if not holds_lease(KEYS[1], ARGV[1]) then return -1 end
 local PER_RECORD = 7
 local count = (#ARGV - 1) / PER_RECORD
 if count == 0 then return {} end

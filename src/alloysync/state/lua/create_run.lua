@@ -28,9 +28,9 @@
 -- skipped, so its id stays used). The index is pruned of ended or lost runs only where a policy
 -- reads it (a job that allows overlap only adds to it; its runs leave it as they end).
 -- Returns, per run in order, {code, ids admitted in the place of cancelled runs...}: code 1
--- admitted, 2 waiting, 3 skipped or dropped by Overlap, 0 the run existed already; or {{-1}} when
--- the lease is lost (nothing created).
-if not holds_lease(KEYS[3], ARGV[1]) then return {{-1}} end
+-- admitted, 2 waiting, 3 skipped or dropped by Overlap, 0 the run existed already; or -1 when the
+-- lease is lost (nothing created).
+if not holds_lease(KEYS[3], ARGV[1]) then return -1 end
 local now, history_len, now_iso, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local PER_RUN = 9
 
