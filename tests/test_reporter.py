@@ -20,6 +20,7 @@ from alloysync.model.events import Event, Status
 from alloysync.serve.reporter import Reporter, sample_outbox
 from alloysync.settings import JobAttributeCodes, Settings, describe_validation_error
 from alloysync.state import keys
+from alloysync.state.outbox import Outbox
 from tests.support.emulator import EmulatorProcess
 
 CODES = JobAttributeCodes()
@@ -168,6 +169,20 @@ async def test_reported_marks_kept_by_an_older_version_still_hold_after_the_upgr
     assert writes(emulator) == 0  # older than the moved mark: acknowledged, not written
     assert not await client.exists(keys.LEGACY_REPORTED)
     assert await client.hget(keys.job(item_id), "reported") == "9999999999999-0"
+
+
+async def test_moving_the_old_marks_never_puts_a_newer_mark_back(
+    client: aioredis.Redis, alloy: AlloyClient, emulator: EmulatorProcess
+) -> None:
+    """In a rolling upgrade a reporter of this version may have written a mark in the job hash
+    while one of the older version still kept its own: the older mark does not replace it."""
+    [item_id, other] = jobs(emulator, 2)
+    await client.hset(keys.job(item_id), "reported", "2000000000000-5")  # written by this version
+    await client.hset(keys.LEGACY_REPORTED, mapping={item_id: "1999999999999-0", other: "1999999999999-1"})
+    assert await Outbox(client).move_reported_marks() == 2
+    assert await client.hget(keys.job(item_id), "reported") == "2000000000000-5"
+    assert await client.hget(keys.job(other), "reported") == "1999999999999-1"
+    assert not await client.exists(keys.LEGACY_REPORTED)
 
 
 async def test_idle_writers_do_not_spend_the_budget(

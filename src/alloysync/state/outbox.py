@@ -109,16 +109,22 @@ class Outbox:
     async def move_reported_marks(self) -> int:
         """Move the `reported` marks of a store that kept them in a hash of their own
         (`alloysync:reported`, before they joined the job hashes) into the job hashes, once;
-        returns how many moved. The reporter calls it before it reads anything, so no mark can be
-        newer than the one moved."""
+        returns how many moved. The reporter calls it before it reads anything. A mark never goes
+        back: a job hash that holds a newer one already (written by a reporter of this version
+        while one of the older version still ran, in a rolling upgrade) keeps it."""
         marks = {
             str(item): str(entry) for item, entry in (await self.client.hgetall(keys.LEGACY_REPORTED)).items()
         }
         if not marks:
             return 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            for item_id in marks:
+                pipe.hget(keys.job(item_id), "reported")
+            current: list[Any] = await pipe.execute()
         async with self.client.pipeline(transaction=True) as pipe:
-            for item_id, entry_id in marks.items():
-                pipe.hset(keys.job(item_id), "reported", entry_id)
+            for (item_id, entry_id), held in zip(marks.items(), current, strict=True):
+                if not held or entry_key(entry_id) > entry_key(str(held)):
+                    pipe.hset(keys.job(item_id), "reported", entry_id)
             pipe.delete(keys.LEGACY_REPORTED)
             await pipe.execute()
         return len(marks)
