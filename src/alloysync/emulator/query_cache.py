@@ -25,10 +25,7 @@ class QueryCache:
         self._entries: OrderedDict[Query, tuple[int, list[Item]]] = OrderedDict()
 
     def results(self, query: Query) -> list[Item]:
-        try:
-            hash(query)
-        except TypeError:  # a literal holding a JSON list or object: not cached
-            return query.run(self.store.snapshot())
+        # A parsed query is hashable: frozen dataclasses of strings, numbers, datetimes and tuples.
         generation = self.store.generation
         entry = self._entries.get(query)
         if entry is not None and entry[0] == generation:
