@@ -185,8 +185,9 @@ def test_killed_scheduler_restarts_without_duplicates_and_applies_missed_run_pol
     catch_up = [t for t in once_fires if t in missed]
     assert catch_up == [missed[-1]]  # once: a single catch-up, for the newest missed fire
     assert sorted(set(once_fires) | set(missed)) == expected_all
-    # A kill between creating runs and sending their messages leaves those runs in runs:pending;
-    # serve's recovery (run here by hand) sends them. Then: one Dramatiq message per run, none twice.
+    # A run's first message is filed in the script that creates it, so a kill leaves no run without
+    # its message (a run in runs:pending would be sent by serve's recovery, run here by hand).
+    # Then: one Dramatiq message per run, none twice.
     run_ids = sorted(
         str(key).removeprefix("alloysync:run:") for key in redis_client.keys("alloysync:run:cron:*")
     )

@@ -2,14 +2,18 @@
 Dramatiq queues. The poller, the scheduler, the worker (a pipeline's next step) and serve's
 recovery loop all go through `RunQueue`.
 
-Guarantee (store → queue): **at-least-once enqueue, exactly-once run record**. `submit` creates
-the run record with set-if-absent semantics (see `state/runs.py`); a caller that finds the record
-already there stops (this is what makes two schedulers, a restarted scheduler, or a replayed poll
-harmless). The creator then enqueues the Dramatiq message and removes the id from `runs:pending`.
-If it dies in between, `recover()` (run periodically by `serve`) sends the message again — unless
-Dramatiq still holds the first one: a step's first message has an id derived from the run and step,
-so recovery can look it up — and a second message for the same step is dropped by the worker's
-claim (`state/claims.py`), so the recovery can never make a step run twice side by side.
+Guarantee (store → queue): **exactly-once run record; its first message with it, or at-least-once
+through recovery**. `submit` creates the run record with set-if-absent semantics (see
+`state/runs.py`); a caller that finds the record already there stops (this is what makes two
+schedulers, a restarted scheduler, or a replayed poll harmless). A run admitted at creation gets
+its first message in the same script, so nothing can come between the two. Every other send (a run
+admitted later, when the run it waited for ended; a pipeline's next step) files the run in
+`runs:pending` first, in the script that admits it, then enqueues the message and removes the id
+from `runs:pending`. If the sender dies in between, `recover()` (run periodically by `serve`) sends
+the message again — unless Dramatiq still holds the first one: a step's first message has an id
+derived from the run and step, so recovery can look it up — and a second message for the same step
+is dropped by the worker's claim (`state/claims.py`), so the recovery can never make a step run
+twice side by side.
 
 Overlap and backfill are enforced when a run is created (create_run.lua, with the job's index of
 active runs): a run is admitted (its first step is sent), waits for the job's running run (it is
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from dramatiq import Broker, Message
+from dramatiq import Message
 from dramatiq.common import current_millis
 
 from alloysync.broker import STORAGE_ID_OPTION, AlloysyncBroker
@@ -41,7 +45,7 @@ from alloysync.model.times import format_alloy_datetime
 from alloysync.settings import Settings
 from alloysync.state.queue_stats import message_waiting
 from alloysync.state.records import RunPhase, RunRecord, new_run_hash
-from alloysync.state.runs import Created, NewRun, RunStore
+from alloysync.state.runs import Created, FirstMessage, NewRun, RunStore
 
 logger = get_logger(__name__)
 
@@ -56,7 +60,7 @@ class RunQueue:
     """
 
     def __init__(
-        self, client: redis.Redis, broker: Broker, registry: TaskRegistry, settings: Settings
+        self, client: redis.Redis, broker: AlloysyncBroker, registry: TaskRegistry, settings: Settings
     ) -> None:
         self.client = client
         self.store = RunStore(client)
@@ -69,26 +73,34 @@ class RunQueue:
         return self.submit_many([request], lease)[0]
 
     def submit_many(self, requests: Sequence[RunRequest], lease: str = "") -> list[bool]:
-        """`submit` for many runs in a few round trips (a scheduler pass firing a thousand jobs, a
+        """`submit` for many runs in one round trip (a scheduler pass firing a thousand jobs, a
         page of the poller).
 
-        The run records are created by one pipelined batch of the create script; the created runs'
-        first messages are then enqueued in one pipelined batch, and the runs leave runs:pending
-        together. The guarantee is the same as one by one: a crash in between leaves the runs
-        pending for `recover()`.
+        Each run's record and, when it is admitted at once, its first step's message are written
+        by one script (create_run.lua, a call per CREATE_BATCH runs, pipelined): no crash can
+        leave a created run without its message. The broker's before-enqueue hooks run for every
+        run's message, its after-enqueue hooks for the messages filed. Runs admitted because Overlap
+        replace cancelled others go through runs:pending (`send_admitted`).
 
         With `lease` (the poller's), nothing is created unless it is still the poller's lease."""
         if not requests:
             return []
-        new_runs = [_new_run(request) for request in requests]
+        broker = self.broker
+        new_runs: list[NewRun] = []
+        messages: list[Message[Any]] = []
+        for request in requests:
+            record = new_run_hash(request)
+            message = self._first_message(RunRecord.from_hash(record), 0)
+            broker.emit_before("enqueue", message, None)
+            messages.append(message)
+            new_runs.append(_new_run(request, record, self._filed(message)))
         now_ms = int(time.time() * 1000)
         creations = self.store.create(new_runs, now_ms, self.settings.run_history, lease)
-        firsts: list[RunRecord] = []
         admitted: list[str] = []
-        for new_run, creation in zip(new_runs, creations, strict=True):
+        for new_run, message, creation in zip(new_runs, messages, creations, strict=True):
             request = new_run.request
             if creation.created is Created.ADMITTED:
-                firsts.append(RunRecord.from_hash(new_run.record))
+                broker.emit_after("enqueue", message, None)
                 RUNS_ENQUEUED.labels(source=request.source).inc()
             elif creation.created is Created.DROPPED:
                 OVERLAP_SKIPS.labels(task=request.task_label).inc()
@@ -96,8 +108,6 @@ class RunQueue:
                     "fire skipped by the overlap policy", run_id=request.run_id, overlap=request.overlap
                 )
             admitted += creation.admitted
-        self.send_first_steps([(run, 0) for run in firsts])
-        self.store.forget_pending([(run.run_id, now_ms) for run in firsts])
         self.send_admitted(admitted, now_ms)
         return [creation.created is not Created.EXISTED for creation in creations]
 
@@ -137,24 +147,13 @@ class RunQueue:
         return self.broker.enqueue(message)
 
     def send_first_steps(self, steps: Sequence[tuple[RunRecord, int]]) -> None:
-        """`send_step` (first messages) for many steps in one round trip.
-
-        On alloysync's Redis broker each message is filed under its storage id by the same
-        dispatch-script call `AlloysyncBroker.enqueue` makes, the calls pipelined; the broker's
-        enqueue hooks run for each message as they do one by one."""
-        messages = [
-            self._message(run, step).copy(options={STORAGE_ID_OPTION: first_message_id(run.run_id, step)})
-            for run, step in steps
-        ]
-        broker = self.broker
-        if len(messages) < 2 or not isinstance(broker, AlloysyncBroker):
-            for message in messages:
-                broker.enqueue(message)
+        """`send_step` (first messages) for many steps in one round trip: each message is filed
+        under its storage id by the dispatch-script call `AlloysyncBroker.enqueue` makes, the calls
+        pipelined; the broker's enqueue hooks run for each message as they do one by one."""
+        if not steps:
             return
-        filed = [
-            message.copy(options={"redis_message_id": message.options[STORAGE_ID_OPTION]})
-            for message in messages
-        ]
+        broker = self.broker
+        filed = [self._first_message(run, step) for run, step in steps]
         with broker.client.pipeline(transaction=False) as pipe:
             for message in filed:
                 broker.emit_before("enqueue", message, None)
@@ -164,6 +163,19 @@ class RunQueue:
             pipe.execute()
         for message in filed:
             broker.emit_after("enqueue", message, None)
+
+    def _first_message(self, run: RunRecord, step: int) -> Message[Any]:
+        """The first message of a step, filed under the storage id derived from the run and step."""
+        storage_id = first_message_id(run.run_id, step)
+        return self._message(run, step).copy(
+            options={STORAGE_ID_OPTION: storage_id, "redis_message_id": storage_id}
+        )
+
+    def _filed(self, message: Message[Any]) -> FirstMessage:
+        """Where and how the broker files `message` (for create_run.lua to file it)."""
+        queue_key = f"{self.broker.namespace}:{message.queue_name}"
+        storage_id = str(message.options[STORAGE_ID_OPTION])
+        return FirstMessage(queue_key, f"{queue_key}.msgs", storage_id, message.encode())
 
     def _message(self, run: RunRecord, step: int) -> Message[Any]:
         """The message of one step of a run, with its task's queue, retries and time limit."""
@@ -239,8 +251,8 @@ def first_message_id(run_id: str, step: int) -> str:
 _MESSAGE_NAMESPACE = uuid.UUID("5f0c3c55-7d0a-4a8e-9b0c-61a7a1e5e0aa")
 
 
-def _new_run(request: RunRequest) -> NewRun:
-    """The run's record and its event for each way creating it can go."""
+def _new_run(request: RunRequest, record: dict[str, str], first_message: FirstMessage) -> NewRun:
+    """The run's record, its first message, and its event for each way creating it can go."""
     next_run = format_alloy_datetime(request.next_run) if request.next_run else None
     details = {"task": request.task_label, "kind": request.kind.value}
     when = (
@@ -258,7 +270,7 @@ def _new_run(request: RunRequest) -> NewRun:
         waiting_text = f"Waiting: {when} waits for the previous run to end (Overlap {request.overlap})"
     return NewRun(
         request,
-        new_run_hash(request),
+        record,
         queued=event("queued", status=Status.QUEUED, message=request.reason),
         waiting=event("waiting", status=Status.QUEUED, message=waiting_text),
         skipped=event(
@@ -268,4 +280,5 @@ def _new_run(request: RunRequest) -> NewRun:
             "skipped",
             message=f"Skipped {when}: a run was already waiting for the previous one (Overlap queue-one)",
         ),
+        first_message=first_message,
     )

@@ -66,6 +66,7 @@ class SharedBudget:
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.items = {family: RateLimitItemPerSecond(amount, window) for family, amount in per_window.items()}
         self.prepaid: dict[str, Prepaid] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, client: aioredis.Redis) -> SharedBudget:
@@ -81,20 +82,37 @@ class SharedBudget:
         )
 
     async def acquire(self, family: str) -> float:
-        """Take one slot of `family`'s shared budget, waiting for one to free up; returns the wait."""
-        prepaid = self.prepaid.setdefault(family, Prepaid())
-        now = time.monotonic()
-        if now < prepaid.until and prepaid.left > 0:
-            prepaid.left -= 1
+        """Take one slot of `family`'s shared budget, waiting for one to free up; returns the wait.
+
+        One caller at a time takes slots from Redis (a lock per family): the others wait for its
+        batch and take theirs from it, instead of each taking a batch of its own and all but the
+        last being dropped."""
+        started = time.monotonic()
+        if self._take_prepaid(family, started):
             return 0.0
+        async with self.locks.setdefault(family, asyncio.Lock()):
+            if self._take_prepaid(family, time.monotonic()):  # refilled while we waited
+                return time.monotonic() - started
+            await self._refill(family)
+        return time.monotonic() - started
+
+    def _take_prepaid(self, family: str, now: float) -> bool:
+        prepaid = self.prepaid.get(family)
+        if prepaid is not None and now < prepaid.until and prepaid.left > 0:
+            prepaid.left -= 1
+            return True
+        return False
+
+    async def _refill(self, family: str) -> None:
+        """Take a batch of slots (one of them for the caller), waiting while the window is full."""
+        prepaid = self.prepaid.setdefault(family, Prepaid())
         item = self.items[family]
         # All used before they expired: calls come fast, take twice as many. Else one at a time.
         batch = (
             min(prepaid.taken * 2, MAX_PREPAID, max(1, item.amount // BUDGET_SHARE))
-            if now < prepaid.until
+            if time.monotonic() < prepaid.until
             else 1
         )
-        started = now
         while True:
             if batch > 1 and await self.limiter.hit(item, family, cost=batch):
                 break
@@ -106,4 +124,3 @@ class SharedBudget:
             # Jitter: processes waiting for the same slot do not all come back at once.
             await asyncio.sleep(min(MAX_WAIT_STEP, wait) * random.uniform(0.8, 1.2))
         self.prepaid[family] = Prepaid(taken=batch, left=batch - 1, until=time.monotonic() + PREPAID_SECONDS)
-        return time.monotonic() - started

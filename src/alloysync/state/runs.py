@@ -1,12 +1,15 @@
 """The run queue's state (synchronous): creating run records, `runs:pending`, `runs:running` and
 the job's run history.
 
-Guarantee (store → queue): **exactly-once run record**. `create` runs one script per batch of
-runs that, for each run, only if `run:{id}` does not exist yet, creates the record, files the id
-in `runs:pending`, appends the `Queued` event and pushes the id onto the job's history; a caller
-that finds the record already there creates nothing (the idempotency key). `runs:pending` holds
-runs whose message may not be on a queue yet; `runs:running` holds running runs by the deadline
-of their current step.
+Guarantee (store → queue): **exactly-once run record, and exactly-once first message for the run
+its creator admits**. `create` runs one script per batch of runs that, for each run, only if
+`run:{id}` does not exist yet, creates the record, files its first step's Dramatiq message on its
+queue (when the run is admitted at once), appends the `Queued` event and pushes the id onto the
+job's history; a caller that finds the record already there creates nothing (the idempotency key).
+Record and message are one atomic step, so no crash can leave one without the other.
+`runs:pending` holds the runs admitted later (their turn came when another run ended) and the
+pipelines between steps: runs whose message may not be on a queue yet. `runs:running` holds
+running runs by the deadline of their current step.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ from alloysync.state.records import RUN_TTL, RunRecord
 
 
 @dataclass(frozen=True)
+class FirstMessage:
+    """The Dramatiq message of a run's first step, as its queue files it: the queue's list and
+    message hash (`{namespace}:{queue}`, `{namespace}:{queue}.msgs`), its storage id and body."""
+
+    queue_key: str
+    messages_key: str
+    storage_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class NewRun:
     """A run to create: the request, its record's fields, and its event for each way creating it
     can go (admitted: Queued; waiting for the job's running run; dropped by Overlap)."""
@@ -38,6 +52,7 @@ class NewRun:
     waiting: Event
     skipped: Event
     dropped: Event
+    first_message: FirstMessage
     replaced_reason: str = "Cancelled: replaced by a newer run (Overlap replace)"
 
 
@@ -74,18 +89,23 @@ class RunStore:
     def create(
         self, runs: Sequence[NewRun], now_ms: int, history_len: int, lease: str = ""
     ) -> list[Creation]:
-        """Create the runs that do not exist yet, applying each run's Overlap policy, in order;
-        for each, what happened. One create_run.lua call per CREATE_BATCH runs, all in one
-        pipelined round trip. With `lease` (the poller's), nothing is created unless it still
-        holds the lease."""
+        """Create the runs that do not exist yet, applying each run's Overlap policy, in order,
+        and file the first message of each run admitted; for each, what happened. One
+        create_run.lua call per CREATE_BATCH runs, all in one pipelined round trip. With `lease`
+        (the poller's), nothing is created unless it still holds the lease."""
         with self.client.pipeline(transaction=False) as pipe:
             for start in range(0, len(runs), CREATE_BATCH):
                 batch = runs[start : start + CREATE_BATCH]
-                run_keys = [keys.RUNS_PENDING, keys.OUTBOX, keys.LEASE]
-                args: list[str | int] = [lease, now_ms, history_len, now_iso(), RUN_TTL]
+                run_keys = [keys.OUTBOX, keys.LEASE]
+                args: list[str | int | bytes] = [lease, now_ms, history_len, now_iso(), RUN_TTL]
                 for run in batch:
-                    request = run.request
-                    run_keys += [keys.run(request.run_id), keys.job_runs(request.item_id)]
+                    request, message = run.request, run.first_message
+                    run_keys += [
+                        keys.run(request.run_id),
+                        keys.job_runs(request.item_id),
+                        message.queue_key,
+                        message.messages_key,
+                    ]
                     backfill = request.kind is RunKind.BACKFILL
                     # Only a policy that can make the run wait or drop it needs those events.
                     waits = backfill or request.overlap in ("queue-one", "replace")
@@ -99,6 +119,8 @@ class RunStore:
                         run.skipped.wire() if request.overlap == "skip" else "",
                         run.dropped.wire() if request.overlap == "queue-one" else "",
                         run.replaced_reason,
+                        message.storage_id,
+                        message.body,
                     ]
                 self._create_run(keys=run_keys, args=args, client=pipe)
             batches = pipe.execute()

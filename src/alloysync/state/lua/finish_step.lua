@@ -7,7 +7,8 @@
 --
 -- step_result    the step's result (JSON)
 -- is_last        '1' when this is the run's last step
--- now_ms         the run's score in runs_pending while its next step is being sent
+-- now_ms         the run's score in runs_pending while its next step is being sent (or, after
+--                the last step, the score of the runs admitted in its place)
 -- ttl            seconds an ended run's record (and its log) is kept
 -- event          Event.wire() of the Succeeded event (appended after the last step only)
 -- reduced_attrs  the attributes that event may carry for a run of an old definition
@@ -53,4 +54,5 @@ end
 -- The last step: the run succeeded (`release`, in end_run, takes it out of runs_running).
 redis.call('HSET', KEYS[1], 'result:' .. ARGV[2], ARGV[4], 'state', 'succeeded', 'finished', ARGV[3],
   'owner', '', 'result', ARGV[4])
-return end_run(KEYS[1], KEYS[3], KEYS[2], ARGV[8], ARGV[9], tonumber(ARGV[7]), true, ARGV[3], run)
+return end_run(KEYS[1], KEYS[3], KEYS[2], ARGV[8], ARGV[9], tonumber(ARGV[7]), true, ARGV[3], run,
+  tonumber(ARGV[6]))

@@ -71,12 +71,13 @@ end
 -- (with the count and the streak; with `reduced` attributes for a run of an old definition), file
 -- a notification when the job's NotifyOn policy asks for one (`notify_decision`), let the record
 -- expire after `ttl` seconds, and free its job and slot. `succeeded` says how the run ended;
--- `now_iso` is when (Alloy's DateTime text); `run` is the run's `run_fields`. The job's fields are
+-- `now_iso` is when (Alloy's DateTime text); `run` is the run's `run_fields`; `now` (ms, optional:
+-- Redis's clock when nil) scores the runs admitted in its place in runs:pending. The job's fields are
 -- read with one HMGET and written with one HSET (the script is atomic, so this is an increment).
 -- Returns {count, now_ms, ids of the runs admitted in its place...} (`release`, defined below).
 local release
 local notify_decision
-local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succeeded, now_iso, run)
+local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succeeded, now_iso, run, now)
   local job = redis.call('HMGET', job_key, 'run_count', 'consecutive_failures', 'state', 'version',
     'notify_on', 'notify')
   local count = (tonumber(job[1]) or 0) + 1
@@ -110,7 +111,7 @@ local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succee
       'kind', kind, 'at', now_iso, 'message', message, 'failures', tostring(streak))
   end
   redis.call('EXPIRE', run_key, ttl)
-  local now = now_ms()
+  now = now or now_ms()
   local promoted = {count, now}
   release(run_id, now, promoted, run)
   return promoted
