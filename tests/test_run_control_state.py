@@ -108,6 +108,22 @@ def test_queue_one_keeps_one_waiting_run_and_hands_the_job_to_it(
     assert [m.args[0] for m in queued_messages(redis_client)] == [fire(0).run_id, fire(1).run_id]
 
 
+def test_a_job_whose_end_found_nobody_waiting_still_hands_over_to_a_run_that_waits_later(
+    runs: RunQueue, redis_client: redis.Redis
+) -> None:
+    claims = Claims(redis_client)
+    runs.submit(fire(0, overlap="queue-one"))
+    claim(claims, runs, fire(0).run_id, "m0")
+    assert finish(claims, runs, fire(0).run_id, "m0") == ()
+    assert redis_client.hget(keys.job("job1"), "waiters") == "0"  # its next ends skip the look
+    runs.submit(fire(1, overlap="queue-one"))
+    claim(claims, runs, fire(1).run_id, "m1")
+    runs.submit(fire(2, overlap="queue-one"))  # waits for fire 1: the job's ends look again
+    assert phase(runs, fire(2).run_id) is RunPhase.WAITING
+    assert finish(claims, runs, fire(1).run_id, "m1") == (fire(2).run_id,)
+    assert phase(runs, fire(2).run_id) is RunPhase.QUEUED
+
+
 def test_replace_cancels_a_queued_run_at_once_and_marks_a_running_one(
     runs: RunQueue, redis_client: redis.Redis
 ) -> None:

@@ -25,14 +25,15 @@ Guarantee (outbox → Alloy): **at-least-once, in order per item, never back to 
     turns up later (taken over from a dead reporter) is acknowledged without being written, so it
     can never put an item back into an older state. Writing the same values twice is harmless.
   - After a successful edit the `reported` mark, the signature Alloy returned, the reset request
-    flags and the acknowledgement are one script (`Outbox.report_written`), the marks before the
-    acknowledgement: if it does not run, the events stay pending and are written again.
+    flags and the acknowledgement are one script (report_written.lua, for the edits of every
+    writer that finished meanwhile: serve/report_book.py), the marks before the acknowledgement:
+    if it does not run, the events stay pending and are written again.
 
 It shares serve's event loop with the poller, under its own task budget rather than in a process
 of its own: each turn of its read loop decodes and folds at most FOLD_CHUNK events before yielding
 to the loop, the backlog and take-over are read in pages of READ_BATCH, at most `concurrency`
-writes are in flight, and each write costs two Redis round trips (`before_write`, then
-`report_written`) besides its edit; writers pick ready items from a heap, so an idle or
+writes are in flight, and each write costs a Redis round trip (`before_write`) and a share of
+the book's (serve/report_book.py) besides its edit; writers pick ready items from a heap, so an idle or
 backed-up reporter costs no scan of its pending items. A process would need its own leadership,
 Redis and Alloy connections and failover for work that is I/O-bound once it coalesces; the
 budget keeps the time it holds the loop short, so the poll loop is never starved. It holds at
@@ -64,8 +65,9 @@ from alloysync.model.job_options import ALL_FEATURES
 from alloysync.serve.applied_views import AppliedViews
 from alloysync.serve.features import DesignFeatures
 from alloysync.serve.pending_writes import RUN_END_KINDS, PendingWrite
+from alloysync.serve.report_book import ReportBook
 from alloysync.settings import Settings
-from alloysync.state.outbox import READ_BATCH, Entry, Outbox
+from alloysync.state.outbox import READ_BATCH, Entry, Outbox, Written
 
 logger = get_logger(__name__)
 
@@ -126,6 +128,7 @@ class Reporter:
         self._ready: list[tuple[float, int, str]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
+        self.book = ReportBook(self.outbox)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -133,6 +136,15 @@ class Reporter:
         """Read and write until cancelled. Each run starts from what Redis holds: the events this
         consumer read but did not acknowledge are read again, so nothing in memory is needed."""
         self.pending, self.in_flight, self.failing, self._ready = {}, set(), set(), []
+        self.book = ReportBook(self.outbox, self._edit_is_ready)
+        book_task = asyncio.create_task(self.book.run(), name="reporter-book")
+        try:
+            await self._run()
+        finally:
+            book_task.cancel()
+            await asyncio.gather(book_task, return_exceptions=True)
+
+    async def _run(self) -> None:
         await self.ensure_group()
         after: str | None = "0"
         while after is not None:
@@ -161,6 +173,13 @@ class Reporter:
                 writer.cancel()
             await asyncio.gather(*writers, return_exceptions=True)
 
+    def _edit_is_ready(self, item_id: str) -> bool:
+        """Whether the item's edit only waits for a writer or a token (or is being made)."""
+        if item_id in self.in_flight:
+            return True
+        pending = self.pending.get(item_id)
+        return pending is not None and pending.ready_at <= time.monotonic()
+
     async def ensure_group(self) -> None:
         await self.outbox.ensure_group()
         moved = await self.outbox.move_reported_marks()
@@ -182,13 +201,13 @@ class Reporter:
 
     async def _fold(self, entries: list[Entry], update_views: bool = True) -> None:
         """Fold events into their items' pending writes, FOLD_CHUNK per turn of the event loop; an
-        item without a pending write starts its coalescing window with this event. The views of
-        each chunk are written in one round trip."""
+        item without a pending write starts its coalescing window with this event. The jobs page's
+        views go to the book (serve/report_book.py), which records them with the items' edits or
+        alone."""
         for start in range(0, len(entries), FOLD_CHUNK):
             if start:
                 await asyncio.sleep(0)  # the task budget: let the poll loop (and the writers) run
             now = time.monotonic()
-            views: dict[str, dict[str, Any]] = {}
             for entry_id, event in entries[start : start + FOLD_CHUNK]:
                 pending = self.pending.get(event.item_id)
                 if pending is None:
@@ -204,9 +223,7 @@ class Reporter:
                     pending.due = now  # nothing of this run is left to fold: its one edit may go now
                     self._schedule(pending)
                 if update_views:
-                    views.setdefault(event.item_id, {}).update(_view_fields(event))
-            if views:
-                await self.outbox.set_views(views)
+                    self.book.note_view(event.item_id, _view_fields(event), now)
 
     # --- writers ------------------------------------------------------------------------------
 
@@ -322,9 +339,10 @@ class Reporter:
         item = edit.item
         if self.applied_views is not None:
             self.applied_views.follow_own_edit(write.item_id, edit.based_on, item.signature)
-        # The signature our edit returned is the newest there is; one round trip for it all.
-        await self.outbox.report_written(
-            write.item_id, write.entry_ids, write.newest, item.signature or "", finished
+        # The signature our edit returned is the newest there is; recorded with the edits of the
+        # other writers, and the item's view.
+        await self.book.record(
+            Written(write.item_id, write.entry_ids, write.newest, item.signature or "", finished)
         )
 
     def _release_waiting(self) -> None:

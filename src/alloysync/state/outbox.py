@@ -7,16 +7,17 @@ acknowledged and deleted only after the Alloy edit carrying it succeeded. The jo
 `reported` field keeps, per item, the id of the newest entry written to Alloy (in the job hash, so
 that the reporter reads and writes it with the signature it caches there: one command each).
 
-The reporter's bookkeeping around an edit is here too, one round trip each: what it reads before
-the edit (`before_write`: the `reported` mark and the cached signature), what follows a successful
-edit (`report_written.lua`: the mark, the returned signature, the reset request flags, the
-acknowledgement), and the jobs page's view of the events it reads (`set_views.lua`).
+The reporter's bookkeeping around its edits is here too: what it reads before an edit
+(`before_write`: the `reported` mark and the cached signature), and, for a batch of items at once,
+what follows successful edits (the mark, the returned signature, the reset request flags, the
+acknowledgement) with the jobs page's view of the events it read (`report`, report_written.lua).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -32,6 +33,20 @@ READ_BATCH = 500  # entries per read (new ones, a page of the backlog, a page of
 
 EntryId = tuple[int, int]
 Entry = tuple[str, Event]
+REPORT_BATCH = 200  # items per report_written.lua call
+
+
+@dataclass(frozen=True)
+class Written:
+    """An edit that is on Alloy: the entries it carried (the newest `newest`), the signature its
+    answer carried ('' = none), and the request flags it reset ('request', 'cancel', 'backfill',
+    see `JobStore.finish_request`)."""
+
+    item_id: str
+    entry_ids: list[str]
+    newest: str
+    signature: str
+    finished: list[str]
 
 
 def entry_key(entry_id: str) -> EntryId:
@@ -53,7 +68,6 @@ class Outbox:
         self.group = ConsumerGroup(client, keys.OUTBOX, keys.OUTBOX_GROUP, READ_BATCH)
         self._append = scripts.register(client, "append_event")
         self._report_written = scripts.register(client, "report_written")
-        self._set_views = scripts.register(client, "set_views")
 
     async def append_fenced(self, lease: str, event: Event) -> None:
         """Append an event as the poller (refused once the lease moved on)."""
@@ -94,17 +108,42 @@ class Outbox:
         through, signature = await self.client.hmget(keys.job(item_id), ["reported", "signature"])
         return (entry_key(str(through)) if through else None), (str(signature) if signature else None)
 
-    async def report_written(
-        self, item_id: str, entry_ids: list[str], newest: str, signature: str, finished: list[str]
-    ) -> None:
-        """An edit carrying `entry_ids` (the newest `newest`) is on Alloy: mark it reported (the mark
-        never goes back), cache the `signature` it returned ('' = none), reset the `finished` request
-        flags ('request', 'cancel', 'backfill', see `JobStore.finish_request`), then acknowledge and
-        delete the entries; one script, one round trip (`report_written.lua`)."""
-        await self._report_written(
-            keys=[keys.job(item_id), keys.OUTBOX],
-            args=[newest, signature, keys.OUTBOX_GROUP, ",".join(finished), *entry_ids],
-        )
+    async def report(self, written: Sequence[Written], views: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what the reporter learnt, REPORT_BATCH items per script call, in one round trip
+        (`report_written.lua`): for each edit `written` to Alloy, its item's `reported` mark (it
+        never goes back), the signature it returned, the request flags it reset, then the
+        acknowledgement and deletion of its entries; and the jobs page's view of the latest events
+        of the items in `views` (reported values, in `view_hash`'s fields), for known jobs only."""
+        edits = {edit.item_id: edit for edit in written}
+        items = list(edits) + [item_id for item_id in views if item_id not in edits]
+        calls: list[tuple[list[str], list[str | int]]] = []
+        for start in range(0, len(items), REPORT_BATCH):
+            batch = items[start : start + REPORT_BATCH]
+            script_keys = [keys.JOBS, keys.OUTBOX, *(keys.job(item_id) for item_id in batch)]
+            args: list[str | int] = [keys.OUTBOX_GROUP]
+            for item_id in batch:
+                edit = edits.get(item_id)
+                fields = view_hash(dict(views[item_id])) if item_id in views else {}
+                entry_ids = edit.entry_ids if edit is not None else []
+                args += [
+                    item_id,
+                    "1" if edit is not None else "0",
+                    edit.newest if edit is not None else "",
+                    edit.signature if edit is not None else "",
+                    ",".join(edit.finished) if edit is not None else "",
+                    len(fields),
+                    len(entry_ids),
+                    *(text for pair in fields.items() for text in pair),
+                    *entry_ids,
+                ]
+            calls.append((script_keys, args))
+        if len(calls) == 1:  # the usual turn: no pipeline (it would ask SCRIPT EXISTS first)
+            await self._report_written(keys=calls[0][0], args=calls[0][1])
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script_keys, args in calls:
+                await self._report_written(keys=script_keys, args=args, client=pipe)
+            await pipe.execute()
 
     async def move_reported_marks(self) -> int:
         """Move the `reported` marks of a store that kept them in a hash of their own
@@ -128,18 +167,6 @@ class Outbox:
             pipe.delete(keys.LEGACY_REPORTED)
             await pipe.execute()
         return len(marks)
-
-    async def set_views(self, views: dict[str, dict[str, Any]]) -> None:
-        """Record the latest reported state of known jobs for the jobs page (item → reported
-        values, in `view_hash`'s fields); one script, one round trip (`set_views.lua`)."""
-        view_keys = [keys.JOBS]
-        args: list[str | int] = []
-        for item_id, view in views.items():
-            fields = view_hash(view)
-            view_keys.append(keys.job(item_id))
-            args += [item_id, len(fields), *(text for pair in fields.items() for text in pair)]
-        if args:
-            await self._set_views(keys=view_keys, args=args)
 
     async def depth_and_age(self, clock: Callable[[], float] = time.time) -> tuple[int, float]:
         """How many events wait, and the age in seconds of the oldest (0 when empty)."""

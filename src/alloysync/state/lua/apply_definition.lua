@@ -52,6 +52,9 @@ for i = 1, count do
   end
 
   if run_count ~= '' and not job.run_count then set('run_count', run_count) end
+  if not job.version then
+    set('waiters', '0')  -- a new job has no run waiting (promote_job in helpers.lua)
+  end
   if job.fingerprint ~= fingerprint then
     set('fingerprint', fingerprint)
     for name, value in pairs(cjson.decode(decided)) do set(name, value) end

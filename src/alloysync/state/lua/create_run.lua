@@ -64,6 +64,7 @@ local function create(this_run, job_runs, queue, messages, at)
   local function wait_in(list_key, event)
     redis.call('HSET', this_run, 'state', 'waiting', 'waits_for', 'job')
     redis.call('RPUSH', list_key, id)
+    note_waiter(item)
     append_event(KEYS[1], event, nil, nil)
   end
 
@@ -92,6 +93,7 @@ local function create(this_run, job_runs, queue, messages, at)
     -- Wait first, so that cancelling the active runs hands the job to this run.
     redis.call('HSET', this_run, 'state', 'waiting', 'waits_for', 'job')
     redis.call('LPUSH', waiting_key(item), id)
+    note_waiter(item)
     append_event(KEYS[1], waiting_event, nil, nil)
     for _, other in ipairs(redis.call('SMEMBERS', active_key(item))) do
       local other_key = run_key(other)

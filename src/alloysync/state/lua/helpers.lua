@@ -79,7 +79,7 @@ local release
 local notify_decision
 local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succeeded, now_iso, run, now)
   local job = redis.call('HMGET', job_key, 'run_count', 'consecutive_failures', 'state', 'version',
-    'notify_on', 'notify')
+    'notify_on', 'notify', 'waiters')
   local count = (tonumber(job[1]) or 0) + 1
   local before = tonumber(job[2]) or 0
   local streak = 0
@@ -113,7 +113,7 @@ local function end_run(run_key, job_key, outbox_key, event, reduced, ttl, succee
   redis.call('EXPIRE', run_key, ttl)
   now = now or now_ms()
   local promoted = {count, now}
-  release(run_id, now, promoted, run)
+  release(run_id, now, promoted, run, job[7])
   return promoted
 end
 
@@ -167,16 +167,29 @@ local function pop_waiting(list_key)
 end
 
 -- When none of the job's runs is active any more, admit the next waiting one (Overlap first,
--- then backfill runs, oldest first). A job with no run waiting costs one EXISTS (its active set
--- is then pruned by the next script that looks at it).
-local function promote_job(item, now, promoted)
-  if redis.call('EXISTS', waiting_key(item), backfill_key(item)) == 0 then return end
+-- then backfill runs, oldest first). `waiters` is the job hash's `waiters` field when the caller
+-- read it (false when absent), nil when it did not: '1' once a run was made to wait
+-- (`note_waiter`), '0' once a look found nobody waiting. A job known to have nobody waiting costs
+-- nothing; else one EXISTS (its active set is then pruned by the next script that looks at it),
+-- and a caller that read the field has '0' remembered for the next end. A store from before the
+-- field has no '0' anywhere, so its waiting runs are looked for as before.
+local function promote_job(item, now, promoted, waiters)
+  if waiters == '0' then return end
+  if redis.call('EXISTS', waiting_key(item), backfill_key(item)) == 0 then
+    if waiters ~= nil then redis.call('HSET', PREFIX .. 'job:' .. item, 'waiters', '0') end
+    return
+  end
   if prune(active_key(item)) > 0 then return end
   local id = pop_waiting(waiting_key(item)) or pop_waiting(backfill_key(item))
   if id then
     redis.call('SADD', active_key(item), id)
     admit(id, now, promoted)
   end
+end
+
+-- A run of `item` was put in its job's waiting or backfill list: the job's ends look again.
+local function note_waiter(item)
+  redis.call('HSET', PREFIX .. 'job:' .. item, 'waiters', '1')
 end
 
 -- Give free slots of concurrency key `ckey` to the runs waiting for one, in order.
@@ -192,8 +205,8 @@ end
 
 -- A run ended (or will never run): free its job and its concurrency slot for the next in line.
 -- Appends the ids of the runs admitted instead to `promoted`. `run`, when given, is the run's
--- `run_fields` (read already); else its fields are read here.
-release = function(id, now, promoted, run)
+-- `run_fields` (read already); else its fields are read here. `waiters`: see `promote_job`.
+release = function(id, now, promoted, run, waiters)
   run = run or run_fields(run_key(id))
   local item = run.item or ''
   local ckey = run.concurrency_key or ''
@@ -206,7 +219,7 @@ release = function(id, now, promoted, run)
   end
   if item ~= '' then
     redis.call('SREM', active_key(item), id)
-    promote_job(item, now, promoted)
+    promote_job(item, now, promoted, waiters)
   end
 end
 
