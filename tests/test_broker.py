@@ -69,3 +69,32 @@ def test_a_worker_stopping_while_redis_is_away_logs_one_warning(
         ("warning", "cannot reach Redis to unregister the stopping worker")
     ]
     assert "exc_info" not in logged[0]
+
+
+def test_a_worker_beating_on_its_own_fetches_and_acks_without_heartbeats_and_its_messages_come_back(
+    broker: AlloysyncBroker, settings: Settings
+) -> None:
+    client = broker.client
+    for n in range(3):
+        client.hset("dramatiq:default.msgs", f"m{n}", f"body{n}".encode())
+        client.rpush("dramatiq:default", f"m{n}")
+    assert not broker.beats_on_its_own
+    WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT).pass_once(broker)  # the thread's first beat
+    assert broker.beats_on_its_own
+    beat = client.zscore("dramatiq:__heartbeats__", broker.broker_id)
+    assert beat is not None
+    time.sleep(0.05)
+    assert broker.do_fetch("default", 2) == [b"body0", b"body1"]
+    broker.do_ack("default", "m0")
+    assert client.zscore("dramatiq:__heartbeats__", broker.broker_id) == beat  # none recorded
+    acks = f"dramatiq:__acks__.{broker.broker_id}.default"
+    assert client.smembers(acks) == {b"m1"} and client.hkeys("dramatiq:default.msgs") == [b"m1", b"m2"]
+    assert broker.do_fetch("default", 5) == [b"body2"] and broker.do_fetch("default", 5) == []
+    # The worker dies holding m1 and m2; once its heartbeat is old, another's maintenance puts
+    # them back (Dramatiq's own dispatch.lua reads the same keys).
+    other = build_broker(settings.model_copy(update={"worker_heartbeat_timeout": TIMEOUT}))
+    other.declare_queue("default")
+    time.sleep(TIMEOUT + 0.2)
+    WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT).pass_once(other)
+    assert sorted(client.lrange("dramatiq:default", 0, -1)) == [b"m1", b"m2"]
+    other.close()

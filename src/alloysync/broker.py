@@ -20,6 +20,11 @@ when it returns every heartbeat is old. Dramatiq's own random maintenance is the
 one heartbeat timeout after it returns: by then every live worker has heartbeated again. What remains
 is a worker process stalled for longer than the heartbeat timeout (its heartbeat thread starved):
 its messages may then run again elsewhere, which the at-least-once contract of task code allows.
+
+With that thread running, the heartbeat Dramatiq's dispatch script records on every fetch and ack
+adds nothing, so a worker whose `WorkerHeartbeat` booted (`beats_on_its_own`) fetches and acks
+through scripts of its own without it (state/lua/queue_fetch.lua, queue_ack.lua: the same keys,
+one fetch call taking its ids with one LPOP): a third fewer Redis commands per message.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
+from redis.commands.core import Script
 
 from alloysync.settings import Settings
+from alloysync.state import scripts
 from alloysync.state.connections import connect
 
 STORAGE_ID_OPTION = "alloysync_storage_id"
@@ -46,6 +53,41 @@ class AlloysyncBroker(RedisBroker):
     the run and step) is filed under that id instead, so recovery can ask whether Dramatiq still
     holds it (`state.queue_stats.message_waiting`). A delayed enqueue (a retry) gets a fresh one.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.beats_on_its_own = False  # set by WorkerHeartbeat once its first heartbeat is recorded
+        self._own_scripts: dict[str, Script] = {}
+
+    def do_fetch(self, queue_name: str, prefetch: int) -> list[bytes]:
+        """Fetch up to `prefetch` messages (Dramatiq's `fetch`, without its heartbeat once
+        `beats_on_its_own`)."""
+        if not self.beats_on_its_own:
+            return self._dispatch("fetch")(queue_name, prefetch)  # type: ignore[no-untyped-call,no-any-return]
+        queue = f"{self.namespace}:{queue_name}"
+        count = min(prefetch, self._max_unpack_size())  # type: ignore[no-untyped-call]
+        fetched: list[bytes] = self._own_script("queue_fetch")(
+            keys=[queue, f"{queue}.msgs", self._acks_key(queue_name)], args=[count]
+        )
+        return fetched
+
+    def do_ack(self, queue_name: str, message_id: str) -> None:
+        """Acknowledge a message (Dramatiq's `ack`, without its heartbeat once `beats_on_its_own`)."""
+        if not self.beats_on_its_own:
+            self._dispatch("ack")(queue_name, message_id)  # type: ignore[no-untyped-call]
+            return
+        queue = f"{self.namespace}:{queue_name}"
+        self._own_script("queue_ack")(keys=[self._acks_key(queue_name), f"{queue}.msgs"], args=[message_id])
+
+    def _acks_key(self, queue_name: str) -> str:
+        """The worker's set of fetched, unacknowledged ids of a queue (Dramatiq's layout)."""
+        return f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+
+    def _own_script(self, name: str) -> Script:
+        script = self._own_scripts.get(name)
+        if script is None:
+            script = self._own_scripts[name] = scripts.register(self.client, name)
+        return script
 
     def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
         storage_id = message.options.get(STORAGE_ID_OPTION)
@@ -106,7 +148,7 @@ def build_broker(
     if worker_middleware:
         middleware.extend(worker_middleware)
     client = connect(settings.effective_redis_url, decode=False)  # Dramatiq reads bytes
-    broker = AlloysyncBroker(  # type: ignore[no-untyped-call]
+    broker = AlloysyncBroker(
         client=client,
         middleware=middleware,
         heartbeat_timeout=int(settings.worker_heartbeat_timeout * 1000),

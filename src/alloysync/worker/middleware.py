@@ -188,6 +188,8 @@ class WorkerHeartbeat(Middleware):
         docstring), and register this worker as alive."""
         try:
             self._beat(broker)
+            # Heartbeats come from this thread now: fetches and acks need not record them.
+            broker.beats_on_its_own = True
             now = time.time()
             forget_before = now - FORGET_WORKER_AFTER * self.heartbeat_timeout
             WorkerRegistry(broker.client).beat(broker.broker_id, process_name(), now, forget_before)
