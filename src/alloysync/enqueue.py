@@ -41,7 +41,7 @@ from alloysync.metrics import OVERLAP_SKIPS, RUNS_ENQUEUED
 from alloysync.model.events import Event, Status
 from alloysync.model.registry import DEFAULT_QUEUE, TaskRegistry
 from alloysync.model.runs import RunKind, RunRequest
-from alloysync.model.times import format_alloy_datetime
+from alloysync.model.times import format_alloy_datetime, now_iso
 from alloysync.settings import Settings
 from alloysync.state.queue_stats import message_waiting
 from alloysync.state.records import RunPhase, RunRecord, new_run_hash
@@ -252,33 +252,44 @@ _MESSAGE_NAMESPACE = uuid.UUID("5f0c3c55-7d0a-4a8e-9b0c-61a7a1e5e0aa")
 
 
 def _new_run(request: RunRequest, record: dict[str, str], first_message: FirstMessage) -> NewRun:
-    """The run's record, its first message, and its event for each way creating it can go."""
+    """The run's record, its first message, and its event for each way creating it can go (only
+    the ways its Overlap policy allows: a run that allows overlap can only be admitted)."""
     next_run = format_alloy_datetime(request.next_run) if request.next_run else None
     details = {"task": request.task_label, "kind": request.kind.value}
+    at = now_iso()
     when = (
         f"the run due at {format_alloy_datetime(request.scheduled_at)}" if request.scheduled_at else "a run"
     )
 
     def event(kind: str, **attributes: Any) -> Event:
-        return Event(
-            request.item_id, kind, {**attributes, "next_run": next_run}, request.run_id, details=details
-        )
+        attributes["next_run"] = next_run
+        return Event(request.item_id, kind, attributes, request.run_id, at=at, details=details)
 
-    if request.kind is RunKind.BACKFILL:
-        waiting_text = f"Waiting: {request.progress or 'backfill'} waits for the job's previous run to end"
-    else:
-        waiting_text = f"Waiting: {when} waits for the previous run to end (Overlap {request.overlap})"
+    backfill = request.kind is RunKind.BACKFILL
+    waiting = skipped = dropped = None
+    if backfill or request.overlap in ("queue-one", "replace"):
+        if backfill:
+            waiting_text = (
+                f"Waiting: {request.progress or 'backfill'} waits for the job's previous run to end"
+            )
+        else:
+            waiting_text = f"Waiting: {when} waits for the previous run to end (Overlap {request.overlap})"
+        waiting = event("waiting", status=Status.QUEUED, message=waiting_text)
+    if request.overlap == "skip":
+        skipped = event(
+            "skipped", message=f"Skipped {when}: the previous run was still running (Overlap skip)"
+        )
+    if request.overlap == "queue-one":
+        dropped = event(
+            "skipped",
+            message=f"Skipped {when}: a run was already waiting for the previous one (Overlap queue-one)",
+        )
     return NewRun(
         request,
         record,
         queued=event("queued", status=Status.QUEUED, message=request.reason),
-        waiting=event("waiting", status=Status.QUEUED, message=waiting_text),
-        skipped=event(
-            "skipped", message=f"Skipped {when}: the previous run was still running (Overlap skip)"
-        ),
-        dropped=event(
-            "skipped",
-            message=f"Skipped {when}: a run was already waiting for the previous one (Overlap queue-one)",
-        ),
         first_message=first_message,
+        waiting=waiting,
+        skipped=skipped,
+        dropped=dropped,
     )

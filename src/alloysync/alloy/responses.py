@@ -7,13 +7,13 @@ into an `AlloyError`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from alloysync.alloy.designs import AttributeAdded, Design
@@ -61,8 +61,8 @@ def decode_json(raw: bytes, content_type: str) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        return orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is one
         snippet = raw[:200].decode("utf-8", errors="replace")
         raise UnexpectedResponse(
             f"a body that is not JSON ({content_type or 'no content type'}): {snippet!r}"

@@ -21,8 +21,7 @@ def truncate_to_millisecond(moment: datetime) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """`2024-07-02T00:00:00.000Z` for an aware datetime (converted to UTC)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # without "+00:00"
 
 
 def parse_timestamp(text: str) -> datetime | None:

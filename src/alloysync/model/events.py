@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from alloysync.model.times import now_iso
 
 
@@ -94,7 +96,7 @@ class Event:
         """Decode a stream entry (bytes or str keys). A `run_count` field set by a Lua script joins
         the attributes."""
         fields = {_text(name): _text(value) for name, value in raw.items()}
-        attributes = json.loads(fields.get("attrs") or "{}")
+        attributes = orjson.loads(fields.get("attrs") or "{}")
         if "run_count" in fields:
             attributes["run_count"] = int(fields["run_count"])
         if "consecutive_failures" in fields:  # set by the run scripts, with the count
@@ -107,7 +109,7 @@ class Event:
             attributes=attributes,
             run_id=fields.get("run", ""),
             at=fields.get("at", ""),
-            details=json.loads(fields.get("details") or "{}"),
+            details=orjson.loads(fields.get("details") or "{}"),
         )
 
 

@@ -51,4 +51,4 @@ def format_alloy_datetime(moment: datetime) -> str:
     milliseconds (truncated), as in Alloy.
     """
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"  # without its "+00:00"

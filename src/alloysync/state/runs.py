@@ -43,16 +43,17 @@ class FirstMessage:
 
 @dataclass(frozen=True)
 class NewRun:
-    """A run to create: the request, its record's fields, and its event for each way creating it
-    can go (admitted: Queued; waiting for the job's running run; dropped by Overlap)."""
+    """A run to create: the request, its record's fields, its first message, and its event for each
+    way creating it can go (admitted: Queued; waiting for the job's running run; dropped by
+    Overlap skip or queue-one; None where its policy can never go that way)."""
 
     request: RunRequest
     record: dict[str, str]
     queued: Event
-    waiting: Event
-    skipped: Event
-    dropped: Event
     first_message: FirstMessage
+    waiting: Event | None = None
+    skipped: Event | None = None
+    dropped: Event | None = None
     replaced_reason: str = "Cancelled: replaced by a newer run (Overlap replace)"
 
 
@@ -107,17 +108,15 @@ class RunStore:
                         message.messages_key,
                     ]
                     backfill = request.kind is RunKind.BACKFILL
-                    # Only a policy that can make the run wait or drop it needs those events.
-                    waits = backfill or request.overlap in ("queue-one", "replace")
                     args += [
                         request.run_id,
                         _json(run.record),
                         run.queued.wire(),
                         request.overlap,
                         "backfill" if backfill else "",
-                        run.waiting.wire() if waits else "",
-                        run.skipped.wire() if request.overlap == "skip" else "",
-                        run.dropped.wire() if request.overlap == "queue-one" else "",
+                        run.waiting.wire() if run.waiting is not None else "",
+                        run.skipped.wire() if run.skipped is not None else "",
+                        run.dropped.wire() if run.dropped is not None else "",
                         run.replaced_reason,
                         message.storage_id,
                         message.body,
