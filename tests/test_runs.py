@@ -319,3 +319,30 @@ def test_a_retried_step_counts_its_attempts(runs: RunQueue, redis_client: redis.
     assert state.claim(run, 1, "message-b", now, "w", LATER, started()) is Claim.FIRST
     loaded = state.load("now:item1:v1")
     assert loaded is not None and run_summary(loaded)["attempts"] == 3
+
+
+def test_a_finished_step_acknowledges_its_message_in_the_same_script(
+    runs: RunQueue, redis_client: redis.Redis, broker: AlloysyncBroker
+) -> None:
+    state = RunState(redis_client)
+    runs.submit(request())
+    [body] = broker.do_fetch("default", 5)  # this worker now holds the message
+    message = dramatiq.Message.decode(body)
+    ack = broker.message_ack(message)
+    assert ack is not None and redis_client.sismember(ack.acks_key, ack.storage_id)
+    run = state.load("now:item1:v1")
+    assert run is not None
+    now = "2026-11-21T10:00:00.000Z"
+    assert state.claim(run, 0, message.message_id, now, "w", LATER, started()) is Claim.FIRST
+    done = Event("item1", "succeeded", {"status": Status.SUCCEEDED})
+    lost = state.finish_step_and_admit(run, 0, "someone-else", now, '"r"', 0, done, ack=ack)
+    assert int(lost.code) == -1 and redis_client.sismember(ack.acks_key, ack.storage_id)  # not ours: kept
+    outcome = state.finish_step_and_admit(run, 0, message.message_id, now, '"r"', 0, done, ack=ack)
+    assert int(outcome.code) >= 0  # the step is over (its run pending for the next, or ended)
+    assert not redis_client.exists(ack.acks_key)
+    assert not redis_client.hexists(ack.messages_key, ack.storage_id)
+    broker.acked_by_script.add(ack.storage_id)  # as the actor does
+    calls = redis_client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    broker.do_ack("default", ack.storage_id)  # the consumer's ack: nothing left to do
+    assert redis_client.info("commandstats")["cmdstat_evalsha"]["calls"] == calls
+    assert ack.storage_id not in broker.acked_by_script

@@ -40,6 +40,7 @@ from redis.commands.core import Script
 
 from alloysync.settings import Settings
 from alloysync.state import scripts
+from alloysync.state.claims import MessageAck
 from alloysync.state.connections import connect
 
 STORAGE_ID_OPTION = "alloysync_storage_id"
@@ -58,6 +59,10 @@ class AlloysyncBroker(RedisBroker):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.beats_on_its_own = False  # set by WorkerHeartbeat once its first heartbeat is recorded
         self._own_scripts: dict[str, Script] = {}
+        # Storage ids of messages a run script acknowledged already (finish_step.lua): their
+        # consumer's ack makes no round trip. Added and removed by different threads (set
+        # operations are atomic under the GIL); a message is acked or nacked once.
+        self.acked_by_script: set[str] = set()
 
     def do_fetch(self, queue_name: str, prefetch: int) -> list[bytes]:
         """Fetch up to `prefetch` messages (Dramatiq's `fetch`, without its heartbeat once
@@ -72,12 +77,32 @@ class AlloysyncBroker(RedisBroker):
         return fetched
 
     def do_ack(self, queue_name: str, message_id: str) -> None:
-        """Acknowledge a message (Dramatiq's `ack`, without its heartbeat once `beats_on_its_own`)."""
+        """Acknowledge a message (Dramatiq's `ack`, without its heartbeat once `beats_on_its_own`;
+        nothing at all when a run script acknowledged it already)."""
+        if message_id in self.acked_by_script:
+            self.acked_by_script.discard(message_id)
+            return
         if not self.beats_on_its_own:
             self._dispatch("ack")(queue_name, message_id)  # type: ignore[no-untyped-call]
             return
         queue = f"{self.namespace}:{queue_name}"
         self._own_script("queue_ack")(keys=[self._acks_key(queue_name), f"{queue}.msgs"], args=[message_id])
+
+    def do_nack(self, queue_name: str, message_id: str) -> None:
+        """Dead-letter a message (Dramatiq's `nack`; one a script acknowledged is gone already)."""
+        if message_id in self.acked_by_script:
+            self.acked_by_script.discard(message_id)
+            return
+        self._dispatch("nack")(queue_name, message_id)  # type: ignore[no-untyped-call]
+
+    def message_ack(self, message: Message[Any]) -> MessageAck | None:
+        """How a script acknowledges `message`, fetched from its queue by this worker (None for a
+        message without a storage id)."""
+        storage_id = message.options.get("redis_message_id")
+        if storage_id is None:
+            return None
+        queue = f"{self.namespace}:{message.queue_name}"
+        return MessageAck(self._acks_key(message.queue_name), f"{queue}.msgs", str(storage_id))
 
     def _acks_key(self, queue_name: str) -> str:
         """The worker's set of fetched, unacknowledged ids of a queue (Dramatiq's layout)."""

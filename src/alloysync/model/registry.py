@@ -54,6 +54,7 @@ OptionsCheck = Callable[[Mapping[str, Any], "Settings"], None]
 validated: raises `ParamsError` (or `ValueError`) with a message naming the option."""
 
 _ABSENT = object()  # stands for the previous step's result and the context while checking a binding
+BINDINGS_KEPT = 256  # sets of option names whose binding a task remembers
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ class RegisteredTask:
     context_parameter: str | None = None  # the parameter annotated RunContext, if any
     check: OptionsCheck | None = field(default=None, repr=False)
     example: Mapping[str, Any] | None = None  # example options, for `alloysync tasks`
+    # What binding a set of option names gives (the error, or None), and each parameter's
+    # validator: a page of records mostly passes the same names to the same task.
+    _bindings: dict[tuple[frozenset[str], bool], str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _adapters: dict[str, TypeAdapter[Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def is_async(self) -> bool:
@@ -97,7 +106,6 @@ class RegisteredTask:
             raise ParamsError(
                 f"{self.name}: parameter {self.context_parameter!r} is the run's context, not an option"
             )
-        bound_input: dict[str, Any] = {}
         if follows:
             if self.input_parameter is None:
                 raise ParamsError(f"{self.name} cannot follow another step: it takes no input parameter")
@@ -106,22 +114,18 @@ class RegisteredTask:
                     f"{self.name}: parameter {self.input_parameter!r} is the previous step's result, "
                     "not an option"
                 )
-            bound_input[self.input_parameter] = _ABSENT
-        if self.context_parameter is not None:
-            bound_input[self.context_parameter] = _ABSENT
-        try:
-            bound = self.signature.bind(**bound_input, **params)
-        except TypeError as error:
-            raise ParamsError(f"{self.name}: {error}") from None
-        for name, value in bound.arguments.items():
-            parameter = self.signature.parameters[name]
-            if value is _ABSENT or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                continue
-            annotation = self.type_hints.get(name)
-            if annotation is None:
+        binding_error = self._binding_error(frozenset(params), follows)
+        if binding_error is not None:
+            raise ParamsError(f"{self.name}: {binding_error}")
+        for name, value in params.items():
+            parameter = self.signature.parameters.get(name)
+            if parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                continue  # taken by the task's **kwargs
+            adapter = self._adapter(name)
+            if adapter is None:
                 continue
             try:
-                TypeAdapter(annotation).validate_python(value, strict=False)
+                adapter.validate_python(value, strict=False)
             except ValidationError as error:
                 first = error.errors()[0]
                 where = ".".join(str(part) for part in (name, *first["loc"]))
@@ -133,6 +137,36 @@ class RegisteredTask:
                 raise ParamsError(f"{self.name}: {error}") from None
             except ValueError as error:
                 raise ParamsError(f"{self.name}: {error}") from None
+
+    def _binding_error(self, names: frozenset[str], follows: bool) -> str | None:
+        """Why options named `names` (after the previous step's result when `follows`) cannot be
+        passed to the task, or None; remembered per set of names (at most BINDINGS_KEPT)."""
+        key = (names, follows)
+        if key in self._bindings:
+            return self._bindings[key]
+        bound: dict[str, Any] = dict.fromkeys(names, _ABSENT)
+        if follows and self.input_parameter is not None:
+            bound[self.input_parameter] = _ABSENT
+        if self.context_parameter is not None:
+            bound[self.context_parameter] = _ABSENT
+        error: str | None = None
+        try:
+            self.signature.bind(**bound)
+        except TypeError as type_error:
+            error = str(type_error)
+        if len(self._bindings) >= BINDINGS_KEPT:
+            self._bindings.clear()
+        self._bindings[key] = error
+        return error
+
+    def _adapter(self, name: str) -> TypeAdapter[Any] | None:
+        """The validator of parameter `name`'s annotation (None when it has none)."""
+        if name not in self._adapters:
+            annotation = self.type_hints.get(name)
+            if annotation is None:
+                return None
+            self._adapters[name] = TypeAdapter(annotation)
+        return self._adapters[name]
 
     def check_accepts_input(self) -> None:
         """Raise ParamsError unless the task can be a later pipeline step on the previous step's

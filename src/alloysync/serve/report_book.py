@@ -32,7 +32,7 @@ from alloysync.state.outbox import Outbox, Written
 
 logger = get_logger(__name__)
 
-VIEW_DELAY = 0.1  # seconds a view may wait for its item's edit before it is written alone
+VIEW_DELAY = 0.15  # seconds a view may wait for its edit before it is written alone (1.5 read pauses)
 VIEW_MAX_WAIT = 1.0  # ... or this long while that edit is ready (waiting for a writer or a token)
 IDLE_WAIT = 1.0  # seconds the task sleeps with nothing to record
 

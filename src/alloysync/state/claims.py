@@ -86,6 +86,16 @@ class Claim(StrEnum):
 
 
 @dataclass(frozen=True)
+class MessageAck:
+    """How a script acknowledges a Dramatiq message as Dramatiq's `ack` would: the worker's acks set
+    of the queue, the queue's message hash, and the message's storage id (`redis_message_id`)."""
+
+    acks_key: str
+    messages_key: str
+    storage_id: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a transition script answered: its code, and the runs it admitted in the ended run's
     place (their first step must be sent; they are in runs:pending under `score` until then)."""
@@ -226,16 +236,21 @@ class Claims:
         event: Event,
         log_lines: Sequence[str] = (),
         log_max_lines: int = 0,
+        ack: MessageAck | None = None,
     ) -> Outcome:
         """Record a step's result. The outcome's code is the new run count after the last step, 0
         after an intermediate step (the run is then pending for its next step), -1 if we lost the
         step, -2 if the run was cancelled meanwhile (the pipeline stops here). `log_lines` (encoded
         by state/run_logs.py) are appended to the run's log in the same script, which keeps its
-        newest `log_max_lines`."""
+        newest `log_max_lines`. With `ack`, the script acknowledges the step's Dramatiq message too
+        when the step is over (any code but -1)."""
         is_last = step == len(run.steps) - 1
         script_keys = run_keys(run, keys.RUNS_PENDING, keys.RUNS_RUNNING, keys.run_log(run.run_id))
+        if ack is not None:
+            script_keys += [ack.acks_key, ack.messages_key]
         args: list[str | int] = [message_id, step, now, result_json, "1" if is_last else "0", now_ms, RUN_TTL]
-        args += [event.wire(), event.reduced_attributes(), log_max_lines, *log_lines]
+        args += [event.wire(), event.reduced_attributes(), log_max_lines]
+        args += [ack.storage_id if ack is not None else "", *log_lines]
         return Outcome.parse(self._transition("finish_step", script_keys, args))
 
     def fail(self, run: RunRecord, message_id: str, now: str, error: str, event: Event) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from dramatiq import Message
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimit, TimeLimitExceeded
 
@@ -149,7 +150,7 @@ def run_step(run_id: str, step: int) -> None:
     except PipelineEnds as ending:  # the run ends here, succeeded; later steps do not run
         ended = replace(run, steps=run.steps[: step + 1])
         ended_json = json.dumps(ending.result, separators=(",", ":"), allow_nan=False, default=str)
-        _record(lambda: _end_step(context, ended, step, message.message_id, ended_json))
+        _record(lambda: _end_step(context, ended, step, message, ended_json))
         return
     except PermanentRunError as error:
         reason = str(error)
@@ -163,7 +164,7 @@ def run_step(run_id: str, step: int) -> None:
             raise
         _record(lambda: _end_failed(context, run, step, message.message_id, text, attempts=attempt))
         return
-    _record(lambda: _end_step(context, run, step, message.message_id, result_json))
+    _record(lambda: _end_step(context, run, step, message, result_json))
 
 
 def _record(bookkeeping: Callable[[], None]) -> None:
@@ -204,7 +205,9 @@ def _execute(context: WorkerContext, run: RunRecord, step: int, attempt: int, ru
         ) from None
 
 
-def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str, result_json: str) -> None:
+def _end_step(
+    context: WorkerContext, run: RunRecord, step: int, message: Message[Any], result_json: str
+) -> None:
     now = utc_now()
     task_label = run.task_label
     duration = _duration(run, now)
@@ -233,13 +236,19 @@ def _end_step(context: WorkerContext, run: RunRecord, step: int, message_id: str
     # The step's log lines not appended yet go with its outcome, in the same script.
     log_lines = encode_lines(context.run_log.take_current()) if context.run_log is not None else []
     max_lines = context.settings.run_log_max_lines
+    # The script acknowledges the message too: Dramatiq's own ack then costs no round trip.
+    broker = context.runs.broker
+    ack = broker.message_ack(message)
     outcome = context.claims.finish_step_and_admit(
-        run, step, message_id, format_alloy_datetime(now), result_json, now_ms, event, log_lines, max_lines
-    )
+        run, step, message.message_id, format_alloy_datetime(now), result_json, now_ms, event,
+        log_lines, max_lines, ack,
+    )  # fmt: skip
     count = int(outcome.code)
     if count == -1:
         logger.warning("step result discarded: another delivery owns the step now")
         return
+    if ack is not None:
+        broker.acked_by_script.add(ack.storage_id)
     if count == -2:
         if logger.isEnabledFor(logging.INFO):
             logger.info("run cancelled between steps", step=step)

@@ -1,7 +1,7 @@
 -- finish_step(
---   keys=[run, outbox, job, runs_pending, runs_running, run_log],
+--   keys=[run, outbox, job, runs_pending, runs_running, run_log(, acks, messages)],
 --   args=[message_id, step, now, step_result, is_last, now_ms, ttl, event, reduced_attrs,
---         log_max_lines, log_line...]
+--         log_max_lines, storage_id, log_line...]
 -- )
 -- needs: helpers
 --
@@ -14,6 +14,10 @@
 -- reduced_attrs  the attributes that event may carry for a run of an old definition
 -- log_max_lines  how many lines the run's log keeps (the newest; ALLOYSYNC_RUN_LOG_MAX_LINES)
 -- log_line...    the step's log lines not appended yet (JSON, state/run_logs.py), zero or more
+-- acks, messages the worker's acks set and the queue's message hash of the Dramatiq message that
+--                delivered the step, and ARGV[11] its storage id: when given, a step that is over
+--                acknowledges its message here (as Dramatiq's ack does), in the same step as its
+--                result, so the worker makes no round trip of its own for it (AlloysyncBroker.do_ack)
 --
 -- The step's log lines are appended first, whatever the outcome: they tell what the step did even
 -- when another delivery owns it now (a reply lost and the script sent again appends them twice).
@@ -22,7 +26,15 @@
 -- pending for its next step); {-2, now_ms, admitted ids...} when the run was cancelled meanwhile
 -- (a pipeline stops at the step that was running); else {the job's new run count, now_ms,
 -- ids of the runs admitted in its place...}.
-local LOG_FIRST = 11
+local LOG_FIRST = 12
+
+-- The step is over (its result recorded, or its run cancelled meanwhile): done with its message.
+local function ack_message()
+  if #KEYS >= 8 and ARGV[11] ~= '' and redis.call('SREM', KEYS[7], ARGV[11]) > 0 then
+    redis.call('HDEL', KEYS[8], ARGV[11])
+  end
+end
+
 if #ARGV >= LOG_FIRST then
   local length = 0
   for first = LOG_FIRST, #ARGV, 1000 do  -- in chunks: unpack has a limit
@@ -45,14 +57,17 @@ if ARGV[5] ~= '1' then
     local promoted = {-2, now}
     cancel_now(run_id, now, ARGV[3], run.cancel, KEYS[2], promoted)
     redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
+    ack_message()
     return promoted
   end
   redis.call('HSET', KEYS[1], 'step', step + 1, 'owner', '', 'state', 'queued', 'step_attempts', 0)
   redis.call('ZADD', KEYS[4], ARGV[6], run_id)
+  ack_message()
   return {0}
 end
 -- The last step: the run succeeded (`release`, in end_run, takes it out of runs_running).
 redis.call('HSET', KEYS[1], 'result:' .. ARGV[2], ARGV[4], 'state', 'succeeded', 'finished', ARGV[3],
   'owner', '', 'result', ARGV[4])
+ack_message()
 return end_run(KEYS[1], KEYS[3], KEYS[2], ARGV[8], ARGV[9], tonumber(ARGV[7]), true, ARGV[3], run,
   tonumber(ARGV[6]))
