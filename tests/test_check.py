@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from alloysync.local.redis_server import RedisServer
 from alloysync.model.design import BY_FIELD, JOB_ATTRIBUTES
 from alloysync.settings import JobAttributeCodes
+from alloysync.state.connections import redis_version_problem
 from tests.support.emulator import EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,3 +136,24 @@ def test_a_missing_design_points_at_setup(tenant: EmulatorProcess, redis_server:
     assert problem.startswith(f"problem  design: ALLOYSYNC_JOBS_DESIGN={DESIGN}: Alloy has no such design")
     assert "run `alloysync setup`" in problem
     assert "ok       redis:" in result.stdout
+
+
+class _ServerInfo:
+    """A Redis server's INFO, for versions no redis-server here can run (older than 6.2)."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def info(self, section: str) -> dict[str, str]:
+        assert section == "server"
+        return {"redis_version": self.version}
+
+
+def test_a_redis_older_than_6_2_is_named_and_newer_ones_pass(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    assert redis_version_problem(client) is None  # the redis-server the tests run
+    client.close()
+    problem = redis_version_problem(_ServerInfo("6.0.16"))  # type: ignore[arg-type]
+    assert problem == "Redis 6.0.16 is too old: alloysync needs Redis 6.2 or newer"
+    assert redis_version_problem(_ServerInfo("6.2.0")) is None  # type: ignore[arg-type]
+    assert redis_version_problem(_ServerInfo("7.2.4")) is None  # type: ignore[arg-type]

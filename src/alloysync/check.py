@@ -26,6 +26,7 @@ from alloysync.model.design import JOB_ATTRIBUTES
 from alloysync.model.design_report import inspect_design
 from alloysync.model.registry import TaskModuleError, load_task_modules
 from alloysync.settings import Settings, redact_url
+from alloysync.state.connections import redis_version_problem
 
 CHECK_TIMEOUT = 10.0
 
@@ -146,6 +147,7 @@ def _probe_redis(settings: Settings) -> tuple[bool, str]:
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()
+        too_old = redis_version_problem(client)
     except redis.RedisError as error:
         hint = (
             "start Redis there or set ALLOYSYNC_REDIS_URL"
@@ -155,4 +157,6 @@ def _probe_redis(settings: Settings) -> tuple[bool, str]:
         return False, f"cannot reach Redis at {shown} ({error}): {hint}"
     finally:
         client.close()
+    if too_old:
+        return False, f"{shown}: {too_old}"
     return True, f"{shown} answers"

@@ -124,6 +124,9 @@ class RecordApplier:
         is recorded only once it is done: a pass that dies half-way is finished by the next
         sighting of the item (see state/jobs.py)."""
         now = self.clock()
+        # In Alloy's precision, so that a version first seen now is planned as of `now` itself
+        # (its `changed` text reads back equal) without validating the record a second time.
+        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         readings = [self._read(item, now) for item in items if item.designCode == self.settings.jobs_design]
         if not readings:
             return

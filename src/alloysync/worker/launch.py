@@ -19,6 +19,7 @@ import redis
 
 from alloysync.model.registry import TaskModuleError, load_task_modules
 from alloysync.settings import Settings, redact_url
+from alloysync.state.connections import redis_version_problem
 
 SHUTDOWN_TIMEOUT_MS = 60_000
 
@@ -36,13 +37,18 @@ def run_worker(
         print(f"alloysync worker: {error}", file=sys.stderr)
         return 2
     try:
-        redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5).ping()
+        client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+        too_old = redis_version_problem(client)
+        client.close()
     except redis.RedisError as error:
         print(
             f"alloysync worker: cannot reach Redis at {redact_url(settings.effective_redis_url)} ({error}); "
             "start Redis or set ALLOYSYNC_REDIS_URL",
             file=sys.stderr,
         )
+        return 2
+    if too_old:
+        print(f"alloysync worker: {too_old}", file=sys.stderr)
         return 2
     unknown = sorted(set(queues or []) - registry.queues())
     if unknown:
