@@ -60,6 +60,9 @@ logger = get_logger(__name__)
 
 CANCEL_REASON = "Cancelled by CancelRequested on the record"
 LOGGED_ITEM_IDS = 10  # a page's INFO line names the jobs it acted upon when there are at most this many
+# Records validated (or planned) per turn of the event loop: a page of 100 holds the loop for tens
+# of milliseconds, which the reporter's writers, sharing it, would otherwise wait out.
+RECORDS_PER_TURN = 20
 
 Clock = Callable[[], datetime]
 
@@ -127,7 +130,12 @@ class RecordApplier:
         # In Alloy's precision, so that a version first seen now is planned as of `now` itself
         # (its `changed` text reads back equal) without validating the record a second time.
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
-        readings = [self._read(item, now) for item in items if item.designCode == self.settings.jobs_design]
+        readings: list[_Reading] = []
+        for number, item in enumerate(items):
+            if number and number % RECORDS_PER_TURN == 0:
+                await asyncio.sleep(0)
+            if item.designCode == self.settings.jobs_design:
+                readings.append(self._read(item, now))
         if not readings:
             return
         sightings = [
@@ -143,11 +151,12 @@ class RecordApplier:
             for reading in readings
         ]
         stands = await self.store.apply_definitions(self._lease, sightings)
-        acting = [
-            self._plan(reading, stand, now)
-            for reading, stand in zip(readings, stands, strict=True)
-            if stand.needs_action(reading.acted_key)
-        ]
+        acting: list[_Acting] = []
+        for number, (reading, stand) in enumerate(zip(readings, stands, strict=True)):
+            if number and number % RECORDS_PER_TURN == 0:
+                await asyncio.sleep(0)
+            if stand.needs_action(reading.acted_key):
+                acting.append(self._plan(reading, stand, now))
         await self._carry_out(acting)
         for reading, stand in zip(readings, stands, strict=True):
             state, definition = reading.state, reading.definition
