@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -52,10 +53,11 @@ class ReportBook:
         self.view_delay = view_delay
         self.view_max_wait = view_max_wait
         # item -> (monotonic time of its first unrecorded view, the view's fields); in the order
-        # the items' first views came, which `dict` keeps through updates. `held`: the views past
-        # their delay whose edit was ready then, moved over in that order.
-        self.views: dict[str, tuple[float, dict[str, Any]]] = {}
-        self.held: dict[str, tuple[float, dict[str, Any]]] = {}
+        # the items' first views came, which updates keep. `held`: the views past their delay
+        # whose edit was ready then, moved over in that order. (OrderedDict: its oldest entry is
+        # found and removed in constant time, however many were removed before it.)
+        self.views: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self.held: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self.edits: list[tuple[Written, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
 
@@ -106,7 +108,8 @@ class ReportBook:
             if noted is not None:
                 views[edit.item_id] = noted[1]
         now = time.monotonic()
-        for item_id, (first_at, fields) in list(self.views.items()):
+        while self.views:
+            item_id, (first_at, fields) = next(iter(self.views.items()))
             if first_at > now - self.view_delay:
                 break  # the rest came later still
             del self.views[item_id]
@@ -114,7 +117,8 @@ class ReportBook:
                 self.held[item_id] = (first_at, fields)
             else:
                 views[item_id] = fields
-        for item_id, (first_at, fields) in list(self.held.items()):
+        while self.held:
+            item_id, (first_at, fields) = next(iter(self.held.items()))
             if first_at > now - self.view_max_wait:
                 break
             del self.held[item_id]
