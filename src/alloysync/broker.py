@@ -69,10 +69,9 @@ class AlloysyncBroker(RedisBroker):
         `beats_on_its_own`)."""
         if not self.beats_on_its_own:
             return self._dispatch("fetch")(queue_name, prefetch)  # type: ignore[no-untyped-call,no-any-return]
-        queue = f"{self.namespace}:{queue_name}"
         count = min(prefetch, self._max_unpack_size())  # type: ignore[no-untyped-call]
         fetched: list[bytes] = self._own_script("queue_fetch")(
-            keys=[queue, f"{queue}.msgs", self._acks_key(queue_name)], args=[count]
+            keys=[*self.queue_keys(queue_name), self._acks_key(queue_name)], args=[count]
         )
         return fetched
 
@@ -85,8 +84,8 @@ class AlloysyncBroker(RedisBroker):
         if not self.beats_on_its_own:
             self._dispatch("ack")(queue_name, message_id)  # type: ignore[no-untyped-call]
             return
-        queue = f"{self.namespace}:{queue_name}"
-        self._own_script("queue_ack")(keys=[self._acks_key(queue_name), f"{queue}.msgs"], args=[message_id])
+        _queue, messages = self.queue_keys(queue_name)
+        self._own_script("queue_ack")(keys=[self._acks_key(queue_name), messages], args=[message_id])
 
     def do_nack(self, queue_name: str, message_id: str) -> None:
         """Dead-letter a message (Dramatiq's `nack`; one a script acknowledged is gone already)."""
@@ -101,8 +100,13 @@ class AlloysyncBroker(RedisBroker):
         storage_id = message.options.get("redis_message_id")
         if storage_id is None:
             return None
-        queue = f"{self.namespace}:{message.queue_name}"
-        return MessageAck(self._acks_key(message.queue_name), f"{queue}.msgs", str(storage_id))
+        _queue, messages = self.queue_keys(message.queue_name)
+        return MessageAck(self._acks_key(message.queue_name), messages, str(storage_id))
+
+    def queue_keys(self, queue_name: str) -> tuple[str, str]:
+        """A queue's list of message ids and its hash of message bodies (Dramatiq's layout)."""
+        queue = f"{self.namespace}:{queue_name}"
+        return queue, f"{queue}.msgs"
 
     def _acks_key(self, queue_name: str) -> str:
         """The worker's set of fetched, unacknowledged ids of a queue (Dramatiq's layout)."""

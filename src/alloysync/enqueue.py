@@ -43,6 +43,7 @@ from alloysync.model.registry import DEFAULT_QUEUE, TaskRegistry
 from alloysync.model.runs import RunKind, RunRequest
 from alloysync.model.times import format_alloy_datetime, now_iso
 from alloysync.settings import Settings
+from alloysync.state import scripts
 from alloysync.state.queue_stats import message_waiting
 from alloysync.state.records import RunPhase, RunRecord, new_run_hash
 from alloysync.state.runs import Created, FirstMessage, NewRun, RunStore
@@ -154,13 +155,12 @@ class RunQueue:
             return
         broker = self.broker
         filed = [self._first_message(run, step) for run, step in steps]
-        with broker.client.pipeline(transaction=False) as pipe:
-            for message in filed:
-                broker.emit_before("enqueue", message, None)
-                broker.scripts["dispatch"](
-                    keys=[broker.namespace], args=_enqueue_args(broker, message), client=pipe
-                )
-            pipe.execute()
+        for message in filed:
+            broker.emit_before("enqueue", message, None)
+        calls: list[scripts.ScriptCall] = [
+            ([broker.namespace], _enqueue_args(broker, message)) for message in filed
+        ]
+        scripts.call_each(broker.scripts["dispatch"], calls)
         for message in filed:
             broker.emit_after("enqueue", message, None)
 
@@ -173,9 +173,9 @@ class RunQueue:
 
     def _filed(self, message: Message[Any]) -> FirstMessage:
         """Where and how the broker files `message` (for create_run.lua to file it)."""
-        queue_key = f"{self.broker.namespace}:{message.queue_name}"
+        queue_key, messages_key = self.broker.queue_keys(message.queue_name)
         storage_id = str(message.options[STORAGE_ID_OPTION])
-        return FirstMessage(queue_key, f"{queue_key}.msgs", storage_id, message.encode())
+        return FirstMessage(queue_key, messages_key, storage_id, message.encode())
 
     def _message(self, run: RunRecord, step: int) -> Message[Any]:
         """The message of one step of a run, with its task's queue, retries and time limit."""

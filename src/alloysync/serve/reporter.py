@@ -129,7 +129,7 @@ class Reporter:
         self._ready: list[tuple[float, int, str]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
-        self.book = ReportBook(self.outbox)
+        self.book = ReportBook(self.outbox, self._edit_is_ready)  # a new one for each `run`
 
     # --- the loop -----------------------------------------------------------------------------
 

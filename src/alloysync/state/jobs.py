@@ -133,23 +133,18 @@ class JobStore:
         """Store each definition (a new version when its fingerprint is new), cache its signature,
         and say where each stands: one script call per PAGE_BATCH records (apply_definition.lua,
         which checks the lease once), all in one pipelined round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(sightings), PAGE_BATCH):
-                batch = sightings[start : start + PAGE_BATCH]
-                args: list[str | int] = [lease]
-                for seen in batch:
-                    decided = {**seen.decision.to_hash(), "changed": seen.changed}
-                    run_count = "" if seen.run_count is None else str(seen.run_count)
-                    args += [seen.item_id, seen.fingerprint, run_count, _json(decided), seen.signature,
-                             seen.read_ms, seen.decision.title]  # fmt: skip
-                job_keys = [
-                    keys.LEASE,
-                    keys.JOBS,
-                    keys.SCHEDULES,
-                    *(keys.job(seen.item_id) for seen in batch),
-                ]
-                await self._apply_definition(keys=job_keys, args=args, client=pipe)
-            replies: list[list[Any]] = await pipe.execute()
+        calls: list[scripts.ScriptCall] = []
+        for start in range(0, len(sightings), PAGE_BATCH):
+            batch = sightings[start : start + PAGE_BATCH]
+            args: list[str | int] = [lease]
+            for seen in batch:
+                decided = {**seen.decision.to_hash(), "changed": seen.changed}
+                run_count = "" if seen.run_count is None else str(seen.run_count)
+                args += [seen.item_id, seen.fingerprint, run_count, _json(decided), seen.signature,
+                         seen.read_ms, seen.decision.title]  # fmt: skip
+            job_keys = [keys.LEASE, keys.JOBS, keys.SCHEDULES, *(keys.job(seen.item_id) for seen in batch)]
+            calls.append((job_keys, args))
+        replies: list[Any] = await scripts.call_each_async(self._apply_definition, calls)
         return [
             JobVersion(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), bool(int(r[6])))
             for reply in replies
@@ -164,21 +159,21 @@ class JobStore:
         version marked without its events; the next sighting acts on them again."""
         if not acted:
             return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(acted), PAGE_BATCH):
-                batch = acted[start : start + PAGE_BATCH]
-                args: list[str | int] = [lease]
-                for done in batch:
-                    args += [done.item_id, done.version, done.registry_digest, _json(done.decision.to_hash()),
-                             len(done.events), *(event.wire() for event in done.events)]  # fmt: skip
-                acted_keys = [
-                    keys.LEASE,
-                    keys.OUTBOX,
-                    keys.JOBS_WITH_MAX_AGE,
-                    *(keys.job(d.item_id) for d in batch),
-                ]
-                await self._mark_acted(keys=acted_keys, args=args, client=pipe)
-            replies: list[Any] = await pipe.execute()
+        calls: list[scripts.ScriptCall] = []
+        for start in range(0, len(acted), PAGE_BATCH):
+            batch = acted[start : start + PAGE_BATCH]
+            args: list[str | int] = [lease]
+            for done in batch:
+                args += [done.item_id, done.version, done.registry_digest, _json(done.decision.to_hash()),
+                         len(done.events), *(event.wire() for event in done.events)]  # fmt: skip
+            acted_keys = [
+                keys.LEASE,
+                keys.OUTBOX,
+                keys.JOBS_WITH_MAX_AGE,
+                *(keys.job(d.item_id) for d in batch),
+            ]
+            calls.append((acted_keys, args))
+        replies = await scripts.call_each_async(self._mark_acted, calls)
         for reply in replies:
             fenced_batch(reply)
 
@@ -333,11 +328,11 @@ class JobStore:
         each for a batch of jobs and answering one JSON text per job: a page of many jobs costs no
         command per run."""
         args: list[str | int] = [limit, keys.run(""), OUTCOME_ERROR_CHARS, *OUTCOME_FIELDS]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(item_ids), OUTCOME_BATCH):
-                batch_keys = [keys.job_runs(item) for item in item_ids[start : start + OUTCOME_BATCH]]
-                await self._recent_outcomes(keys=batch_keys, args=args, client=pipe)
-            replies: list[list[str]] = await pipe.execute()
+        calls: list[scripts.ScriptCall] = [
+            ([keys.job_runs(item) for item in item_ids[start : start + OUTCOME_BATCH]], args)
+            for start in range(0, len(item_ids), OUTCOME_BATCH)
+        ]
+        replies: list[list[str]] = await scripts.call_each_async(self._recent_outcomes, calls)
         texts = [text for reply in replies for text in reply]
         return {
             item_id: [RunOutcome(*row) for row in json.loads(text)]

@@ -116,7 +116,7 @@ class Outbox:
         of the items in `views` (reported values, in `view_hash`'s fields), for known jobs only."""
         edits = {edit.item_id: edit for edit in written}
         items = list(edits) + [item_id for item_id in views if item_id not in edits]
-        calls: list[tuple[list[str], list[str | int]]] = []
+        calls: list[scripts.ScriptCall] = []
         for start in range(0, len(items), REPORT_BATCH):
             batch = items[start : start + REPORT_BATCH]
             script_keys = [keys.JOBS, keys.OUTBOX, *(keys.job(item_id) for item_id in batch)]
@@ -137,13 +137,7 @@ class Outbox:
                     *entry_ids,
                 ]
             calls.append((script_keys, args))
-        if len(calls) == 1:  # the usual turn: no pipeline (it would ask SCRIPT EXISTS first)
-            await self._report_written(keys=calls[0][0], args=calls[0][1])
-            return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script_keys, args in calls:
-                await self._report_written(keys=script_keys, args=args, client=pipe)
-            await pipe.execute()
+        await scripts.call_each_async(self._report_written, calls)
 
     async def move_reported_marks(self) -> int:
         """Move the `reported` marks of a store that kept them in a hash of their own

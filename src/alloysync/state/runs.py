@@ -94,35 +94,35 @@ class RunStore:
         and file the first message of each run admitted; for each, what happened. One
         create_run.lua call per CREATE_BATCH runs, all in one pipelined round trip. With `lease`
         (the poller's), nothing is created unless it still holds the lease."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(runs), CREATE_BATCH):
-                batch = runs[start : start + CREATE_BATCH]
-                run_keys = [keys.OUTBOX, keys.LEASE]
-                args: list[str | int | bytes] = [lease, now_ms, history_len, now_iso(), RUN_TTL]
-                for run in batch:
-                    request, message = run.request, run.first_message
-                    run_keys += [
-                        keys.run(request.run_id),
-                        keys.job_runs(request.item_id),
-                        message.queue_key,
-                        message.messages_key,
-                    ]
-                    backfill = request.kind is RunKind.BACKFILL
-                    args += [
-                        request.run_id,
-                        _json(run.record),
-                        run.queued.wire(),
-                        request.overlap,
-                        "backfill" if backfill else "",
-                        run.waiting.wire() if run.waiting is not None else "",
-                        run.skipped.wire() if run.skipped is not None else "",
-                        run.dropped.wire() if run.dropped is not None else "",
-                        run.replaced_reason,
-                        message.storage_id,
-                        message.body,
-                    ]
-                self._create_run(keys=run_keys, args=args, client=pipe)
-            batches = pipe.execute()
+        calls: list[scripts.ScriptCall] = []
+        for start in range(0, len(runs), CREATE_BATCH):
+            batch = runs[start : start + CREATE_BATCH]
+            run_keys = [keys.OUTBOX, keys.LEASE]
+            args: list[str | int | bytes] = [lease, now_ms, history_len, now_iso(), RUN_TTL]
+            for run in batch:
+                request, message = run.request, run.first_message
+                run_keys += [
+                    keys.run(request.run_id),
+                    keys.job_runs(request.item_id),
+                    message.queue_key,
+                    message.messages_key,
+                ]
+                backfill = request.kind is RunKind.BACKFILL
+                args += [
+                    request.run_id,
+                    _json(run.record),
+                    run.queued.wire(),
+                    request.overlap,
+                    "backfill" if backfill else "",
+                    run.waiting.wire() if run.waiting is not None else "",
+                    run.skipped.wire() if run.skipped is not None else "",
+                    run.dropped.wire() if run.dropped is not None else "",
+                    run.replaced_reason,
+                    message.storage_id,
+                    message.body,
+                ]
+            calls.append((run_keys, args))
+        batches = scripts.call_each(self._create_run, calls)
         replies: list[list[Any]] = [reply for batch in batches for reply in fenced_batch(batch)]
         return [
             Creation(Created(int(reply[0])), tuple(str(value) for value in reply[1:])) for reply in replies
@@ -131,15 +131,18 @@ class RunStore:
     def forget_pending(self, entries: Sequence[tuple[str, int | float]]) -> None:
         """Take runs out of runs:pending (their step was sent), each unless re-filed since its
         score was read: one forget_pending.lua call per CREATE_BATCH runs, one round trip."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(entries), CREATE_BATCH):
-                args = [
+        calls: list[scripts.ScriptCall] = [
+            (
+                [keys.RUNS_PENDING],
+                [
                     text
                     for run_id, score in entries[start : start + CREATE_BATCH]
                     for text in (run_id, _score_text(score))
-                ]
-                self._forget_pending(keys=[keys.RUNS_PENDING], args=args, client=pipe)
-            pipe.execute()
+                ],
+            )
+            for start in range(0, len(entries), CREATE_BATCH)
+        ]
+        scripts.call_each(self._forget_pending, calls)
 
     def pending_before(self, cutoff_ms: int) -> list[tuple[str, float]]:
         """Runs filed in runs:pending before `cutoff_ms`, with their scores."""

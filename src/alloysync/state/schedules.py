@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -35,12 +34,11 @@ class ScheduleStore:
         if not changes:
             return
         schedule_keys = [keys.LEASE, keys.SCHEDULES, keys.SCHEDULES_CHANGED]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for item_id, entry in changes:
-                args = [lease, item_id, "" if entry is None else entry.to_json()]
-                await self._set_schedule(keys=schedule_keys, args=args, client=pipe)
-            replies: list[Any] = await pipe.execute()
-        for reply in replies:
+        calls: list[scripts.ScriptCall] = [
+            (schedule_keys, [lease, item_id, "" if entry is None else entry.to_json()])
+            for item_id, entry in changes
+        ]
+        for reply in await scripts.call_each_async(self._set_schedule, calls):
             fenced(reply)
 
 
@@ -71,10 +69,10 @@ class FireBook:
     def advance(self, marks: Sequence[tuple[str, datetime]]) -> list[bool]:
         """Advance each job's last-fire mark to the given fire, never backwards (one round trip);
         for each, whether this call moved it."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for item_id, fire in marks:
-                self._advance(keys=[keys.LAST_FIRE], args=[item_id, format_alloy_datetime(fire)], client=pipe)
-            return [bool(moved) for moved in pipe.execute()]
+        calls: list[scripts.ScriptCall] = [
+            ([keys.LAST_FIRE], [item_id, format_alloy_datetime(fire)]) for item_id, fire in marks
+        ]
+        return [bool(moved) for moved in scripts.call_each(self._advance, calls)]
 
     def last_fire(self, item_id: str) -> str | None:
         value = self.client.hget(keys.LAST_FIRE, item_id)

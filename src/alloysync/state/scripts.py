@@ -8,9 +8,10 @@ so the shared functions (lease check, Redis time, appending an event, ending a r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import redis
 import redis.asyncio as aioredis
@@ -49,3 +50,32 @@ def register(client: redis.Redis, name: str) -> Script: ...
 def register(client: redis.Redis | aioredis.Redis, name: str) -> Script | AsyncScript:
     """Script `name` bound to `client` (sent by hash, loaded on first use)."""
     return client.register_script(source(name))
+
+
+ScriptCall = tuple[Sequence[str], Sequence[Any]]  # one call of a script: its keys and its args
+
+
+def call_each(script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
+    """The replies of `script` to each call, in one round trip, through the client it is bound to.
+    A lone call is sent as it is: a pipeline that holds a script asks SCRIPT EXISTS before it runs
+    (a round trip and a command more); several calls are pipelined."""
+    if len(calls) == 1:
+        call_keys, args = calls[0]
+        return [script(keys=call_keys, args=args)]
+    client: redis.Redis = script.registered_client  # type: ignore[assignment]  # never a cluster
+    with client.pipeline(transaction=False) as pipe:
+        for call_keys, args in calls:
+            script(keys=call_keys, args=args, client=pipe)
+        return list(pipe.execute())
+
+
+async def call_each_async(script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any]:
+    """`call_each` for an asyncio client."""
+    if len(calls) == 1:
+        call_keys, args = calls[0]
+        return [await script(keys=call_keys, args=args)]
+    client: aioredis.Redis = script.registered_client  # type: ignore[assignment]  # never a cluster
+    async with client.pipeline(transaction=False) as pipe:
+        for call_keys, args in calls:
+            await script(keys=call_keys, args=args, client=pipe)
+        return list(await pipe.execute())
