@@ -7,6 +7,7 @@ into an `AlloyError`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -158,6 +159,7 @@ def validated(model: type[M], raw: Any, what: str) -> M:
         raise UnexpectedResponse(f"something that is not {what} ({problems})") from None
 
 
+@functools.lru_cache(maxsize=4)  # the header changes once a second: most answers repeat it
 def parse_http_date(value: str | None) -> datetime | None:
     """An HTTP `Date` header (`Tue, 02 Jul 2024 10:00:00 GMT`) as an aware UTC datetime, or None."""
     if not value:

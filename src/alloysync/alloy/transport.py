@@ -20,6 +20,8 @@ nowhere else: not in reprs, exceptions, log lines or metrics.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +31,7 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import aiohttp
+import orjson
 from pydantic import SecretStr
 
 from alloysync import __version__
@@ -172,18 +175,22 @@ class AlloyTransport:
         session = self._ensure_session()
         started = time.monotonic()
         try:
+            headers = self._auth_header()
+            body = None
+            if request.body is not None:
+                body = _encode_body(request.body)
+                headers["Content-Type"] = "application/json"
             async with session.request(
                 request.method,
                 self.base_url + request.path,
                 params=request.params,
-                json=request.body,
-                headers=self._auth_header(),
+                data=body,
+                headers=headers,
                 allow_redirects=False,  # a redirected POST would silently turn into a GET
             ) as response:
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            ALLOY_REQUESTS.labels(endpoint=family, status="error").inc()
-            ALLOY_REQUEST_DURATION.labels(endpoint=family).observe(time.monotonic() - started)
+            _observe(family, "error", time.monotonic() - started)
             if isinstance(exc, TimeoutError):
                 error = network_error(self.base_url, "timeout", request=label, timeout=self.timeout)
                 raise _AttemptFailed(error, unprocessed=False) from None
@@ -193,8 +200,7 @@ class AlloyTransport:
             raise _AttemptFailed(error, unprocessed=never_connected) from None
 
         status = response.status
-        ALLOY_REQUESTS.labels(endpoint=family, status=str(status)).inc()
-        ALLOY_REQUEST_DURATION.labels(endpoint=family).observe(time.monotonic() - started)
+        _observe(family, str(status), time.monotonic() - started)
         self.limits.observe_headers(family, response.headers)
         content_type = response.headers.get("Content-Type", "")
         server_time = parse_http_date(response.headers.get("Date"))
@@ -252,6 +258,30 @@ class AlloyTransport:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _encode_body(body: Any) -> bytes:
+    """A request body as JSON: orjson (a fifth of the cost), or the standard library for what
+    orjson refuses (an integer over 64 bits), which Alloy then judges."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
+
+
+def _observe(family: Family, status: str, seconds: float) -> None:
+    """Count a request by family and status (or 'error'), and time it."""
+    requests, duration = _request_metrics(family, status)
+    requests.inc()
+    duration.observe(seconds)
+
+
+@functools.cache
+def _request_metrics(family: Family, status: str) -> tuple[Any, Any]:
+    """The metrics' children for one family and status, looked up once (not under their lock
+    for every request)."""
+    requests = ALLOY_REQUESTS.labels(endpoint=family, status=status)
+    return requests, ALLOY_REQUEST_DURATION.labels(endpoint=family)
 
 
 class _AttemptFailed(Exception):

@@ -71,7 +71,7 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)  # for logs and the jobs page, not written to Alloy
 
     def __post_init__(self) -> None:
-        unknown = set(self.attributes) - set(REPORTED_ATTRIBUTES)
+        unknown = self.attributes.keys() - _REPORTED
         if unknown:
             raise ValueError(f"not a reported attribute: {sorted(unknown)}")
 
@@ -111,6 +111,9 @@ class Event:
             at=fields.get("at", ""),
             details=orjson.loads(fields.get("details") or "{}"),
         )
+
+
+_REPORTED = frozenset(REPORTED_ATTRIBUTES)
 
 
 def _text(value: Any) -> str:

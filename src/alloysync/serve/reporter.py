@@ -32,9 +32,10 @@ Guarantee (outbox → Alloy): **at-least-once, in order per item, never back to 
 It shares serve's event loop with the poller, under its own task budget rather than in a process
 of its own: each turn of its read loop decodes and folds at most FOLD_CHUNK events before yielding
 to the loop, the backlog and take-over are read in pages of READ_BATCH, at most `concurrency`
-writes are in flight, and each write costs a Redis round trip (`before_write`) and a share of
-the book's (serve/report_book.py) besides its edit; writers pick ready items from a heap, so an idle or
-backed-up reporter costs no scan of its pending items. A process would need its own leadership,
+writes are in flight, and each write costs a share of two pipelined round trips besides its
+edit: the reads before the edits of a turn (serve/before_write.py) and the book's
+(serve/report_book.py). Writers pick ready items from a heap, so an idle or backed-up reporter
+costs no scan of its pending items. A process would need its own leadership,
 Redis and Alloy connections and failover for work that is I/O-bound once it coalesces; the
 budget keeps the time it holds the loop short, so the poll loop is never starved. It holds at
 most MAX_PENDING_ITEMS items' events in memory (plus one read batch): beyond that, new events wait
@@ -63,6 +64,7 @@ from alloysync.metrics import OUTBOX_EVENTS, OUTBOX_OLDEST_AGE, REPORTER_EVENTS,
 from alloysync.model.events import Event
 from alloysync.model.job_options import ALL_FEATURES
 from alloysync.serve.applied_views import AppliedViews
+from alloysync.serve.before_write import BeforeWriteReads
 from alloysync.serve.features import DesignFeatures
 from alloysync.serve.pending_writes import RUN_END_KINDS, PendingWrite
 from alloysync.serve.report_book import ReportBook
@@ -130,6 +132,7 @@ class Reporter:
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self.book = ReportBook(self.outbox, self._edit_is_ready)  # a new one for each `run`
+        self.reads = BeforeWriteReads(self.outbox)  # likewise
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class Reporter:
         consumer read but did not acknowledge are read again, so nothing in memory is needed."""
         self.pending, self.in_flight, self.failing, self._ready = {}, set(), set(), []
         self.book = ReportBook(self.outbox, self._edit_is_ready)
+        self.reads = BeforeWriteReads(self.outbox)
         book_task = asyncio.create_task(self.book.run(), name="reporter-book")
         try:
             await self._run()
@@ -284,7 +288,7 @@ class Reporter:
                     await self._wake.wait()
 
     async def _write(self, write: PendingWrite) -> None:
-        written_through, signature = await self.outbox.before_write(write.item_id)
+        written_through, signature = await self.reads.read(write.item_id)
         logical = write.attributes(written_through)
         if not logical:  # only events older than what is already on the record
             await self._acknowledge(write)

@@ -4,6 +4,11 @@ Every blocking command alloysync issues waits at most BLOCK_SECONDS (BLPOP, XREA
 pub/sub reads), which is well under SOCKET_TIMEOUT, so a slow answer means a dead connection, never
 a long wait. Connections are health-checked when idle and reconnect by themselves after a Redis
 restart; callers see a `redis.ConnectionError` meanwhile and retry at their own pace.
+
+Commands are packed by hiredis (in C) on both clients. redis-py's synchronous client does that
+by itself when hiredis is installed; its asyncio client packs in Python, argument by argument,
+which for the script calls of a poller page or of the reporter's book (a few thousand arguments)
+cost serve about 0.5 µs an argument, against 0.07 µs with hiredis.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.connection import HiredisRespSerializer
 
 SOCKET_TIMEOUT = 15.0  # seconds to wait for an answer on an established connection
 CONNECT_TIMEOUT = 5.0
@@ -36,8 +42,38 @@ def connect(url: str, *, decode: bool = True) -> redis.Redis:
 
 
 def connect_async(url: str) -> aioredis.Redis:
-    """An asyncio client (serve), decoding responses."""
-    return aioredis.Redis.from_url(url, decode_responses=True, **_options())
+    """An asyncio client (serve), decoding responses, its commands packed by hiredis."""
+    client = aioredis.Redis.from_url(url, decode_responses=True, **_options())
+    pool = client.connection_pool  # no connection is made before the first command
+    pool.connection_class = _HIREDIS_PACKED.get(pool.connection_class, pool.connection_class)
+    return client
+
+
+class _HiredisPacking:
+    """Packs commands as redis-py's synchronous connections do (`HiredisRespSerializer`)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = HiredisRespSerializer().pack(*args)
+        return packed
+
+
+class _PackedConnection(_HiredisPacking, aioredis.Connection):
+    pass
+
+
+class _PackedSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+    pass
+
+
+class _PackedUnixConnection(_HiredisPacking, aioredis.UnixDomainSocketConnection):
+    pass
+
+
+_HIREDIS_PACKED: dict[type[Any], type[Any]] = {
+    aioredis.Connection: _PackedConnection,
+    aioredis.SSLConnection: _PackedSSLConnection,
+    aioredis.UnixDomainSocketConnection: _PackedUnixConnection,
+}
 
 
 def redis_version_problem(client: redis.Redis) -> str | None:

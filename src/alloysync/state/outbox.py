@@ -33,6 +33,7 @@ READ_BATCH = 500  # entries per read (new ones, a page of the backlog, a page of
 
 EntryId = tuple[int, int]
 Entry = tuple[str, Event]
+BeforeWrite = tuple[EntryId | None, str | None]  # the item's `reported` mark and cached signature
 REPORT_BATCH = 200  # items per report_written.lua call
 
 
@@ -102,11 +103,25 @@ class Outbox:
             pipe.xdel(keys.OUTBOX, *entry_ids)
             await pipe.execute()
 
-    async def before_write(self, item_id: str) -> tuple[EntryId | None, str | None]:
+    async def before_write(self, item_id: str) -> BeforeWrite:
         """What an edit of the item needs, in one round trip: the newest entry already written to
         Alloy (None when none) and the item's cached signature (None when unknown)."""
-        through, signature = await self.client.hmget(keys.job(item_id), ["reported", "signature"])
-        return (entry_key(str(through)) if through else None), (str(signature) if signature else None)
+        return (await self.before_writes([item_id]))[0]
+
+    async def before_writes(self, item_ids: Sequence[str]) -> list[BeforeWrite]:
+        """`before_write` for many items in one round trip (an HMGET each, pipelined)."""
+        fields = ["reported", "signature"]
+        if len(item_ids) == 1:  # a pipeline of one costs more than the command alone
+            answers = [await self.client.hmget(keys.job(item_ids[0]), fields)]
+        else:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for item_id in item_ids:
+                    pipe.hmget(keys.job(item_id), fields)
+                answers = await pipe.execute()
+        return [
+            ((entry_key(str(through)) if through else None), (str(signature) if signature else None))
+            for through, signature in answers
+        ]
 
     async def report(self, written: Sequence[Written], views: Mapping[str, Mapping[str, Any]]) -> None:
         """Record what the reporter learnt, REPORT_BATCH items per script call, in one round trip
