@@ -3,9 +3,12 @@ attribute and its type, optional features that are off, and one query of the des
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +160,64 @@ def test_a_redis_older_than_6_2_is_named_and_newer_ones_pass(redis_server: Redis
     assert problem == "Redis 6.0.16 is too old: alloysync needs Redis 6.2 or newer"
     assert redis_version_problem(_ServerInfo("6.2.0")) is None  # type: ignore[arg-type]
     assert redis_version_problem(_ServerInfo("7.2.4")) is None  # type: ignore[arg-type]
+
+
+class _OldRedis:
+    """A loopback server that speaks enough RESP to say it is Redis 6.0.16 (no redis-server that old
+    runs here): HELLO and INFO answer with that version, every other command with +OK."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.commands: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.listener.accept()
+                threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            reader = connection.makefile("rb")
+            while header := reader.readline():
+                words = []
+                for _ in range(int(header[1:])):  # *<n>, then $<len> and the word, n times
+                    length = int(reader.readline()[1:])
+                    words.append(reader.read(length + 2)[:-2].decode())
+                self.commands.append(words[0].upper())
+                if words[0].upper() == "INFO":
+                    text = b"# Server\r\nredis_version:6.0.16\r\n"
+                    connection.sendall(b"$%d\r\n%s\r\n" % (len(text), text))
+                elif words[0].upper() == "HELLO":  # the handshake, as 6.0 answers `HELLO 3`
+                    connection.sendall(
+                        b"%3\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n6.0.16\r\n"
+                        b"$5\r\nproto\r\n:3\r\n"
+                    )
+                else:
+                    connection.sendall(b"+OK\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_worker_refuses_a_redis_older_than_6_2_before_it_starts_anything(tmp_path: Path) -> None:
+    old = _OldRedis()
+    try:
+        env = {
+            **os.environ,
+            "ALLOYSYNC_REDIS_URL": f"redis://127.0.0.1:{old.port}/0",
+            "ALLOYSYNC_TASK_MODULES": '["tests.support.tasks"]',
+            "PYTHONPATH": str(REPO),
+            "TMPDIR": str(tmp_path),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "alloysync", "worker"], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        old.close()
+    assert done.returncode == 2, done.stderr
+    assert "Redis 6.0.16 is too old: alloysync needs Redis 6.2 or newer" in done.stderr
+    assert "INFO" in old.commands
+    assert not (tmp_path / "alloysync-worker-metrics").exists()  # no worker process was started

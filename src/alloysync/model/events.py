@@ -12,7 +12,6 @@ a state change and its event exist together or not at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from alloysync.model.json_text import compact_json
 from alloysync.model.times import now_iso
 
 
@@ -77,25 +77,33 @@ class Event:
 
     def fields(self) -> dict[str, str]:
         """The stream entry's fields (the attributes and details as compact JSON)."""
-        encoded = {
-            name: _json(value) for name, value in (("attrs", self.attributes), ("details", self.details))
+        return {
+            "item": self.item_id,
+            "kind": self.kind,
+            "run": self.run_id,
+            "at": self.at,
+            "attrs": compact_json(self.attributes),
+            "details": compact_json(self.details),
         }
-        return {"item": self.item_id, "kind": self.kind, "run": self.run_id, "at": self.at, **encoded}
 
     def wire(self) -> str:
         """The fields as one JSON array [name, value, ...]: how a Lua script receives an event."""
-        return _json([part for pair in self.fields().items() for part in pair])
+        return compact_json([part for pair in self.fields().items() for part in pair])
 
     def reduced_attributes(self) -> str:
         """The attributes a run of an old definition may still write (its times and result), as JSON:
         never Status, Message or NextRun, which describe the current definition."""
-        return _json({name: value for name, value in self.attributes.items() if name not in CURRENT_ONLY})
+        kept = {name: value for name, value in self.attributes.items() if name not in CURRENT_ONLY}
+        return compact_json(kept)
 
     @classmethod
     def from_fields(cls, raw: Mapping[Any, Any]) -> Event:
         """Decode a stream entry (bytes or str keys). A `run_count` field set by a Lua script joins
         the attributes."""
-        fields = {_text(name): _text(value) for name, value in raw.items()}
+        fields = {  # str already when the client decodes (the reporter's): no call per field
+            name if type(name) is str else _text(name): value if type(value) is str else _text(value)
+            for name, value in raw.items()
+        }
         attributes = orjson.loads(fields.get("attrs") or "{}")
         if "run_count" in fields:
             attributes["run_count"] = int(fields["run_count"])
@@ -118,7 +126,3 @@ _REPORTED = frozenset(REPORTED_ATTRIBUTES)
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, get_type_hints
 
+from alloysync.model.json_text import compact_json
 from alloysync.model.runs import RunRequest, task_label
 from alloysync.model.times import format_alloy_datetime, now_iso
 from alloysync.settings import DEFAULT_MISSED_RUNS_WINDOW, MissedRunPolicy
@@ -323,4 +324,4 @@ def _view_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return compact_json(value)
