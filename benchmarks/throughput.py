@@ -321,7 +321,7 @@ def e2e_path(
             if item["itemId"] in ids and attributes_of(item).get(CODES.status) == "Succeeded"
         ) == len(ids)
 
-    done = wait_for(all_succeeded, args.timeout, "every record to show Succeeded", interval=0.1)
+    done = wait_for(all_succeeded, args.timeout, "every record to show Succeeded")
     cpu = meter.stop(jobs)
     calls = (redis_calls(client) - calls_before) / jobs
     time.sleep(3)  # late writes (after the last Succeeded) count too

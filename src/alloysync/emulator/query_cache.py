@@ -31,7 +31,7 @@ class QueryCache:
         if entry is not None and entry[0] == generation:
             self._entries.move_to_end(query)
             return entry[1]
-        matching = query.run(self.store.snapshot())
+        matching = query.run(self.store.snapshot(), edit_ordered=self.store.in_edit_order)
         self._entries[query] = (generation, matching)
         self._entries.move_to_end(query)
         while len(self._entries) > CACHED_QUERIES:

@@ -138,6 +138,7 @@ async def list_items(request: web.Request) -> web.Response:
     design = request.query.get("design")
     state = request.app[STATE_KEY]
     items = [item for item in state.store.snapshot() if design in (None, item.design_code)]
+    items.sort(key=lambda item: (item.created, item.item_id))  # in the order they were created
     return json_response_with({}, "items", encoded_array(state.encoded_item(item) for item in items))
 
 

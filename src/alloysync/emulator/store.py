@@ -13,6 +13,7 @@ Listeners are told about every change (persistence, webhook call-outs).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -194,11 +195,16 @@ class ItemStore:
 
     def __init__(self, designs: DesignStore) -> None:
         self.designs = designs
+        # In the order of their last edit: an edit moves the item to the end (see `in_edit_order`).
         self._items: dict[str, Item] = {}
         self._listeners: list[ChangeListener] = []
         self._ids = ObjectIds()
         self._last_stamp: datetime | None = None
         self.generation = 0  # counts the changes: results computed at one generation hold until the next
+        # Whether `snapshot()` is in ascending lastEditDate order with no two items alike: every
+        # create and edit takes a later stamp than any before (`_next_stamp`); only a loaded state
+        # file with equal stamps breaks it (queries then sort as they would anyway).
+        self.in_edit_order = True
 
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -207,7 +213,8 @@ class ItemStore:
         return len(self._items)
 
     def snapshot(self) -> list[Item]:
-        """The current items (safe to read on another thread: items are immutable)."""
+        """The current items, in the order of their last edit (safe to read on another thread:
+        items are immutable)."""
         return list(self._items.values())
 
     def get(self, item_id: str) -> Item:
@@ -276,6 +283,7 @@ class ItemStore:
             created=current.created,
             last_edit=self._next_stamp(),
         )
+        del self._items[item_id]  # to the end: the newest edit
         self._items[item_id] = edited
         self.generation += 1
         self._notify(Change(ChangeKind.UPDATE, edited))
@@ -291,13 +299,16 @@ class ItemStore:
 
     def load(self, items: Iterable[Item]) -> None:
         """Replace every item (loading the state file). Listeners are not told: nothing changed."""
-        self._items = {item.item_id: item for item in items}
+        ordered = sorted(items, key=lambda item: (item.last_edit, item.item_id))
+        self._items = {item.item_id: item for item in ordered}
         self.generation += 1
-        newest = max((item.last_edit for item in self._items.values()), default=None)
-        self._last_stamp = newest
+        stamps = [item.last_edit for item in ordered]
+        self.in_edit_order = all(earlier < later for earlier, later in itertools.pairwise(stamps))
+        self._last_stamp = stamps[-1] if stamps else None
 
     def clear(self) -> None:
         self._items = {}
+        self.in_edit_order = True
         self.generation += 1
         self._notify(Change(ChangeKind.RESET))
 
