@@ -172,17 +172,21 @@ class Query:
         `edit_ordered`: `items` are in ascending lastEditDate order, no two alike (the store's
         order, see `ItemStore.in_edit_order`). Then a filter that requires `lastEditDate > t`
         scans only the items edited after t, and a sort by lastEditDate keeps that order (or
-        reverses it): the poller's incremental query costs what it returns, not the whole store."""
+        reverses it): the poller's incremental query costs what it returns, not the whole store, and
+        evaluates no filter per item."""
+        condition = self.filter
         if edit_ordered:
-            after = _edited_after(self.filter)
+            after = _edited_after(condition)
             if after is not None:
                 items = items[bisect.bisect_right(items, after, key=_LAST_EDIT) :]
+                if isinstance(condition, Comparison):  # it is the bound: every item left meets it
+                    condition = None
         design_code, collections = self.design_code, self.collections
         matching = [
             item for item in items if item.design_code == design_code and item.collection in collections
         ]
-        if self.filter is not None:
-            matching = [item for item in matching if self.filter.matches(item)]
+        if condition is not None:
+            matching = [item for item in matching if condition.matches(item)]
         if edit_ordered and self.sort.item_property == "lastEditDate" and self.sort.attribute_code is None:
             return matching[::-1] if self.sort.descending else matching
         return _sorted(matching, self.sort)
