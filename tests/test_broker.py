@@ -98,3 +98,25 @@ def test_a_worker_beating_on_its_own_fetches_and_acks_without_heartbeats_and_its
     WorkerHeartbeat(interval=0.1, heartbeat_timeout=TIMEOUT).pass_once(other)
     assert sorted(client.lrange("dramatiq:default", 0, -1)) == [b"m1", b"m2"]
     other.close()
+
+
+def test_a_nack_of_a_message_a_run_script_acknowledged_dead_letters_nothing(broker: AlloysyncBroker) -> None:
+    client = broker.client
+    for n in range(2):
+        client.hset("dramatiq:default.msgs", f"m{n}", f"body{n}".encode())
+        client.rpush("dramatiq:default", f"m{n}")
+    assert broker.do_fetch("default", 2) == [b"body0", b"body1"]
+    acks = f"dramatiq:__acks__.{broker.broker_id}.default"
+    # m0's run script acknowledged it as finish_step.lua does (from the acks set, its body deleted),
+    # and told the broker so; then its consumer nacks it (the step raised after the script ran).
+    client.srem(acks, "m0")
+    client.hdel("dramatiq:default.msgs", "m0")
+    broker.acked_by_script.add("m0")
+    broker.do_nack("default", "m0")
+    assert broker.acked_by_script == set()
+    assert client.zrange("dramatiq:default.XQ", 0, -1) == []  # nothing dead-lettered
+    # Another message is dead-lettered as Dramatiq's own nack does.
+    broker.do_nack("default", "m1")
+    assert client.zrange("dramatiq:default.XQ", 0, -1) == [b"m1"]
+    assert client.hget("dramatiq:default.XQ.msgs", "m1") == b"body1"
+    assert client.smembers(acks) == set() and client.hkeys("dramatiq:default.msgs") == []
