@@ -6,7 +6,8 @@ Every path gets N one-off jobs (or messages) and a pool of P processes x T threa
   edit        Dramatiq whose actor also makes one status edit through the emulator's public API:
               the floor of any design that writes a status back per message;
   drain       alloysync's workers draining N runs already created (enqueue.py), no serve: the worker
-              side alone (claim, call a no-op task, finish, its outbox event);
+              side alone (claim, call a no-op task, finish, its outbox event), timed from the
+              moment every message is put on the queue of the booted, idle pool;
   e2e         alloysync end to end: N job records bulk-created in the emulator → Succeeded on each
               record in Alloy (serve's poller and reporter, the workers, the emulator);
   e2e_limited the same for `--limited-jobs` (300) records under the emulator's Alloy limits (150
@@ -15,9 +16,12 @@ Every path gets N one-off jobs (or messages) and a pool of P processes x T threa
 The emulator's rate limits are off and every alloysync budget is raised, so what is measured is
 alloysync's own cost. Redis runs with AOF `appendfsync everysec` (production's setting).
 
-bare, edit, drain and e2e run `--repeat` times (3), bare and edit interleaved; each path reports
-its median run (the run itself, and every run's rate): a 2,000-message bare run lasts under a
-second on this machine, and one run alone moved its rate by a third from one try to the next.
+bare, edit, drain and e2e run in `--repeat` rounds (3), each round all four one after another;
+each path reports its median run (the run itself, and every run's rate), and the end-to-end share
+of each round is that round's e2e rate over its bare rate: a 2,000-message bare run lasts under a
+second on this machine, one run alone moved its rate by a third from one try to the next, and a
+slow spell of the shared machine can last minutes (the same code then spends a third more CPU
+per job), so the paths are measured in the same minutes, not one after the other.
 Reported per path: the rate, its share of bare Dramatiq; for drain and e2e also the Redis commands
 per job (INFO commandstats), and CPU per job of each process (serve, worker pool, emulator,
 redis-server, from /proc); for e2e the Alloy edits per job. Then a poller run over `--records`
@@ -47,7 +51,7 @@ import redis
 
 from alloysync.broker import build_broker
 from alloysync.enqueue import RunQueue
-from alloysync.model.registry import load_task_modules
+from alloysync.model.registry import DEFAULT_QUEUE, load_task_modules
 from alloysync.model.runs import RunKind, RunRequest
 from alloysync.settings import Settings
 from alloysync.state import keys
@@ -167,8 +171,8 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.05) -> f
 # --- the paths -------------------------------------------------------------------------------------
 
 
-def bare_paths(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    """bare and edit: Dramatiq's own worker CLI with benchmarks/throughput_actors.py."""
+def bare_round(stack: Stack, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """One round of bare and edit: Dramatiq's own worker CLI with benchmarks/throughput_actors.py."""
     env = {
         **os.environ,
         "BENCH_REDIS_URL": stack.redis_server.url,
@@ -196,32 +200,30 @@ def bare_paths(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         os.environ["BENCH_REDIS_URL"] = stack.redis_server.url  # the actors' module reads it on import
         import benchmarks.throughput_actors as actors  # the same broker module, in this process
 
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "edit": []}
         time.sleep(3)  # let the worker processes boot
-        for _round in range(args.repeat):
-            items = stack.emulator.bulk_create(
-                [
-                    {"designCode": DESIGN, "attributes": [{"attributeCode": CODES.title, "value": f"e{n}"}]}
-                    for n in range(args.jobs)
-                ]
-            )  # fresh items each round: an edit needs the item's current signature
-            for path in ("bare", "edit"):
-                client.set(actors.DONE, 0)
-                started = time.monotonic()
-                for number in range(args.jobs):
-                    if path == "bare":
-                        actors.noop.send(number)
-                    else:
-                        item = items[number]
-                        actors.edit.send(item["itemId"], item["signature"], CODES.status)
-                done = wait_for(lambda: int(client.get(actors.DONE) or 0) >= args.jobs, args.timeout, path)
-                run = {
-                    "seconds": round(done - started, 2),
-                    "per_second": round(args.jobs / (done - started), 1),
-                }
-                runs[path].append(run)
-                progress(f"{path}: {run}")
-        return {path: median_run(path_runs) for path, path_runs in runs.items()}
+        items = stack.emulator.bulk_create(
+            [
+                {"designCode": DESIGN, "attributes": [{"attributeCode": CODES.title, "value": f"e{n}"}]}
+                for n in range(args.jobs)
+            ]
+        )  # an edit needs the item's current signature
+        runs: dict[str, dict[str, Any]] = {}
+        for path in ("bare", "edit"):
+            client.set(actors.DONE, 0)
+            started = time.monotonic()
+            for number in range(args.jobs):
+                if path == "bare":
+                    actors.noop.send(number)
+                else:
+                    item = items[number]
+                    actors.edit.send(item["itemId"], item["signature"], CODES.status)
+            done = wait_for(lambda: int(client.get(actors.DONE) or 0) >= args.jobs, args.timeout, path)
+            runs[path] = {
+                "seconds": round(done - started, 2),
+                "per_second": round(args.jobs / (done - started), 1),
+            }
+            progress(f"{path}: {runs[path]}")
+        return runs
     finally:
         worker.terminate()
         worker.wait(30)
@@ -239,7 +241,8 @@ def noop_request(number: int, round_number: int = 0) -> RunRequest:
 def drain_path(
     stack: Stack, args: argparse.Namespace, env: dict[str, str], round_number: int = 0
 ) -> dict[str, Any]:
-    """Runs created first (no worker), then the pool started: the worker side alone."""
+    """Runs created first and their messages held back, the pool started and idle, then every
+    message put on its queue at once: the worker side alone, timed from that moment."""
     settings = Settings(redis_url=stack.redis_server.url, task_modules=["tests.support.tasks"])
     client = redis.Redis.from_url(stack.redis_server.url, decode_responses=True)
     broker = build_broker(settings)
@@ -247,15 +250,22 @@ def drain_path(
     requests = [noop_request(n, round_number) for n in range(args.jobs)]
     for start in range(0, args.jobs, 500):
         queue.submit_many(requests[start : start + 500])
+    queue_key = broker.queue_keys(DEFAULT_QUEUE)[0]
+    held = f"{queue_key}.held"
+    if client.llen(queue_key) != args.jobs:
+        raise RuntimeError(f"expected {args.jobs} messages on {queue_key}, found {client.llen(queue_key)}")
+    # Out of the pool's sight while it boots: timing from the first run a booting pool picks up
+    # would start late and leave out the runs it took meanwhile.
+    client.rename(queue_key, held)
     events_before = int(client.xlen(keys.OUTBOX))
-    calls_before = redis_calls(client)
     stack.system.overrides.update(env)
     worker = stack.system.start_worker()
     meter = CpuMeter({"worker": worker.pid, "redis": stack.redis_server.child.pid})  # type: ignore[union-attr]
-    # The clock (and the CPU meter) start at the first run's Running event, not at the pool's start:
-    # the bare path also lets its workers boot (3 s) before it times them; boot is not throughput.
-    started = wait_for(lambda: int(client.xlen(keys.OUTBOX)) > events_before, args.timeout, "the first run")
+    time.sleep(3)  # let the worker processes boot, as the bare path does
+    calls_before = redis_calls(client)
     meter.start()
+    started = time.monotonic()
+    client.rename(held, queue_key)  # every message on the queue at once
     # Each run appends two events as it runs (Running, Succeeded) to the Queued one of its creation.
     done = wait_for(
         lambda: int(client.xlen(keys.OUTBOX)) >= events_before + 2 * args.jobs, args.timeout, "the drain"
@@ -398,27 +408,33 @@ PATHS = ("bare", "edit", "drain", "e2e")
 
 
 def throughput_paths(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    """bare, edit and drain on one stack (each `--repeat` times), e2e on a fresh stack per run."""
-    results: dict[str, Any] = {}
+    """`--repeat` rounds, each of bare, edit and drain (on one stack, its Dramatiq worker started
+    afresh and stopped every round) and e2e (on a fresh stack): every path's rounds are spread over
+    the same minutes, so a slow spell of this shared machine falls on all of them alike. Each path
+    reports its median round; `e2e_share_by_round` pairs each round's end-to-end rate with that
+    round's bare rate."""
+    rounds: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+    pool_text = f"pool {args.processes}x{args.threads}"
     with running_stack(NAME, rate_limits=False, appendfsync="everysec") as stack:
-        pool_text = f"pool {args.processes}x{args.threads}"
-        progress(
-            f"bare Dramatiq and Dramatiq + one edit, {args.jobs} messages, {pool_text}, {args.repeat} rounds"
-        )
-        results.update(bare_paths(stack, args))
-        progress("alloysync's worker drain ...")
-        drains = []
         for round_number in range(args.repeat):
-            drains.append(drain_path(stack, args, env, round_number))
-            progress(f"drain: {drains[-1]}")
-        results["drain"] = median_run(drains)
-    e2e_runs = []
-    for _round in range(args.repeat):
-        with running_stack(f"{NAME}-e2e", rate_limits=False, appendfsync="everysec") as stack:
-            progress("alloysync end to end ...")
-            e2e_runs.append(e2e_path(stack, args, env))
-            progress(f"e2e: {e2e_runs[-1]}")
-    results["e2e"] = median_run(e2e_runs)
+            progress(
+                f"round {round_number + 1}/{args.repeat}: bare Dramatiq and Dramatiq + one edit, "
+                f"{args.jobs} messages, {pool_text} ..."
+            )
+            for path, run in bare_round(stack, args).items():
+                rounds[path].append(run)
+            progress("alloysync's worker drain ...")
+            rounds["drain"].append(drain_path(stack, args, env, round_number))
+            progress(f"drain: {rounds['drain'][-1]}")
+            with running_stack(f"{NAME}-e2e", rate_limits=False, appendfsync="everysec") as e2e_stack:
+                progress("alloysync end to end ...")
+                rounds["e2e"].append(e2e_path(e2e_stack, args, env))
+                progress(f"e2e: {rounds['e2e'][-1]}")
+    results: dict[str, Any] = {path: median_run(path_rounds) for path, path_rounds in rounds.items()}
+    results["e2e_share_by_round"] = [
+        round(e2e["per_second"] / bare["per_second"], 3)
+        for e2e, bare in zip(rounds["e2e"], rounds["bare"], strict=True)
+    ]
     if args.limited_jobs:
         results["e2e_limited"] = limited_path(args, env)
     return results
@@ -473,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in PATHS:
             print(f"  {name:6} {results[name]['per_second']:>8} /s   {ratios[name]:.3f} of bare Dramatiq")
         e2e = results["e2e"]
+        print(f"  e2e share of bare Dramatiq, round by round: {results['e2e_share_by_round']}")
         print(
             f"  e2e: {e2e['alloy_edits_per_job']} Alloy edits per job, "
             f"{e2e['redis_commands_per_job']} Redis commands per job, CPU ms per job {e2e['cpu_ms_per_job']}"
