@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from alloysync.model.events import Event
+from alloysync.model.json_text import compact_json
 from alloysync.state import keys, scripts
 from alloysync.state.lease import fenced, fenced_batch
 from alloysync.state.records import RUN_TTL, JobDecision, JobRecord, RunRecord
@@ -140,7 +141,7 @@ class JobStore:
             for seen in batch:
                 decided = {**seen.decision.to_hash(), "changed": seen.changed}
                 run_count = "" if seen.run_count is None else str(seen.run_count)
-                args += [seen.item_id, seen.fingerprint, run_count, _json(decided), seen.signature,
+                args += [seen.item_id, seen.fingerprint, run_count, compact_json(decided), seen.signature,
                          seen.read_ms, seen.decision.title]  # fmt: skip
             job_keys = [keys.LEASE, keys.JOBS, keys.SCHEDULES, *(keys.job(seen.item_id) for seen in batch)]
             calls.append((job_keys, args))
@@ -164,7 +165,8 @@ class JobStore:
             batch = acted[start : start + PAGE_BATCH]
             args: list[str | int] = [lease]
             for done in batch:
-                args += [done.item_id, done.version, done.registry_digest, _json(done.decision.to_hash()),
+                decision = compact_json(done.decision.to_hash())
+                args += [done.item_id, done.version, done.registry_digest, decision,
                          len(done.events), *(event.wire() for event in done.events)]  # fmt: skip
             acted_keys = [
                 keys.LEASE,
@@ -343,10 +345,6 @@ class JobStore:
         """One run record (None when unknown or expired)."""
         fields = await self.client.hgetall(keys.run(run_id))
         return RunRecord.from_hash({"run_id": run_id, **_text_hash(fields)}) if fields else None
-
-
-def _json(fields: dict[str, str]) -> str:
-    return json.dumps(fields, separators=(",", ":"))
 
 
 def _present(names: Sequence[str], values: Sequence[Any]) -> dict[str, str]:

@@ -14,7 +14,6 @@ running runs by the deadline of their current step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -23,6 +22,7 @@ from typing import Any
 import redis
 
 from alloysync.model.events import Event
+from alloysync.model.json_text import compact_json
 from alloysync.model.runs import RunKind, RunRequest
 from alloysync.model.times import now_iso
 from alloysync.state import keys, scripts
@@ -110,7 +110,7 @@ class RunStore:
                 backfill = request.kind is RunKind.BACKFILL
                 args += [
                     request.run_id,
-                    _json(run.record),
+                    compact_json(run.record),
                     run.queued.wire(),
                     request.overlap,
                     "backfill" if backfill else "",
@@ -166,10 +166,6 @@ class RunStore:
     def load(self, run_id: str) -> RunRecord | None:
         fields: dict[str, str] = self.client.hgetall(keys.run(run_id))  # type: ignore[assignment]
         return RunRecord.from_hash(fields) if fields else None
-
-
-def _json(fields: dict[str, str]) -> str:
-    return json.dumps(fields, separators=(",", ":"))
 
 
 def _score_text(score: float) -> str:
