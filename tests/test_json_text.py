@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from alloysync.model.events import Status
-from alloysync.model.json_text import compact_json
+from alloysync.model.json_text import compact_json, json_bytes
 
 
 @dataclasses.dataclass
@@ -50,3 +50,23 @@ def test_nan_becomes_null_which_reads_back() -> None:
     assert compact_json({"x": math.nan, "y": math.inf}) == '{"x":null,"y":null}'
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(stdlib({"x": math.nan}))  # what the standard library wrote could not be read
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"attributes": [{"attributeCode": "a", "value": "Succeeded"}], "signature": "s", "n": [1, 2.5, None]},
+        {1: "int key"},  # orjson refuses it, the standard library writes "1"
+        {"big": 10**30},
+    ],
+)
+def test_json_bytes_writes_what_the_standard_library_wrote(value: Any) -> None:
+    assert json_bytes(value) == json.dumps(value, separators=(",", ":")).encode()
+
+
+def test_json_bytes_refuses_what_the_standard_library_refuses() -> None:
+    for value in ({"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"point": _Point(1)}, {"set": {1}}):
+        with pytest.raises(TypeError):
+            json.dumps(value)
+        with pytest.raises(TypeError):
+            json_bytes(value)

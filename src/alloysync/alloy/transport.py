@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +30,6 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import aiohttp
-import orjson
 from pydantic import SecretStr
 
 from alloysync import __version__
@@ -40,6 +38,7 @@ from alloysync.alloy.ratelimit import Family, RateLimits, parse_rate_limit_heade
 from alloysync.alloy.responses import UnexpectedResponse, decode_json, parse_http_date
 from alloysync.log import get_logger
 from alloysync.metrics import ALLOY_RATE_LIMIT_WAIT, ALLOY_REQUEST_DURATION, ALLOY_REQUESTS
+from alloysync.model.json_text import json_bytes
 
 __all__ = ["DEFAULT_BACKOFF_BASE", "DEFAULT_BACKOFF_MAX", "AlloyTransport", "Request"]
 
@@ -178,7 +177,7 @@ class AlloyTransport:
             headers = self._auth_header()
             body = None
             if request.body is not None:
-                body = _encode_body(request.body)
+                body = json_bytes(request.body)
                 headers["Content-Type"] = "application/json"
             async with session.request(
                 request.method,
@@ -258,15 +257,6 @@ class AlloyTransport:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _encode_body(body: Any) -> bytes:
-    """A request body as JSON: orjson (a fifth of the cost), or the standard library for what
-    orjson refuses (an integer over 64 bits), which Alloy then judges."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body).encode()
 
 
 def _observe(family: Family, status: str, seconds: float) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from alloysync.emulator.checks import describe_json
 from alloysync.emulator.errors import AlloyError, Category, bad_request
+from alloysync.model.json_text import json_bytes
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -44,18 +45,10 @@ async def read_json_object(request: web.Request, *, required: bool = True) -> di
     return body
 
 
-_AS_THE_STANDARD_LIBRARY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
 def encode_json(payload: Any) -> bytes:
     """`payload` as the emulator writes JSON: compact, non-ASCII characters escaped. orjson writes
     it (a fifth of the time) unless the text has non-ASCII characters, which orjson cannot escape."""
-    try:  # what the standard library cannot write (a datetime) orjson must not write either
-        encoded = orjson.dumps(
-            payload, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-        )
-    except TypeError:  # that, or an integer over 64 bits: the standard library decides
-        encoded = b"\x80"
+    encoded = json_bytes(payload)
     if encoded.isascii():
         return encoded
     return json.dumps(payload, separators=(",", ":")).encode()

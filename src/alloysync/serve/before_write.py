@@ -1,8 +1,8 @@
 """What the reporter's writers read before their edits, gathered per turn of the event loop.
 
-Each edit first reads its item's `reported` mark and cached signature (`Outbox.before_write`). The
-writers that ask in the same turn of the event loop are answered by one pipelined read
-(`Outbox.before_writes`) in the next turn: a command in a pipeline costs the client a seventh of a
+Each edit first reads its item's `reported` mark and cached signature. The writers that ask in the
+same turn of the event loop are answered by one pipelined read (`Outbox.before_writes`) in the
+next turn: a command in a pipeline costs the client a seventh of a
 command sent alone (about 10 µs against 70 µs here), and with 32 writers several finish together
 whenever serve is busy.
 

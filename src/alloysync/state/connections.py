@@ -52,8 +52,10 @@ def connect_async(url: str) -> aioredis.Redis:
 class _HiredisPacking:
     """Packs commands as redis-py's synchronous connections do (`HiredisRespSerializer`)."""
 
+    _serializer = HiredisRespSerializer()  # holds no state
+
     def pack_command(self, *args: Any) -> list[bytes]:
-        packed: list[bytes] = HiredisRespSerializer().pack(*args)
+        packed: list[bytes] = self._serializer.pack(*args)
         return packed
 
 

@@ -8,7 +8,7 @@ acknowledged and deleted only after the Alloy edit carrying it succeeded. The jo
 that the reporter reads and writes it with the signature it caches there: one command each).
 
 The reporter's bookkeeping around its edits is here too: what it reads before an edit
-(`before_write`: the `reported` mark and the cached signature), and, for a batch of items at once,
+(`before_writes`: the `reported` mark and the cached signature), and, for a batch of items at once,
 what follows successful edits (the mark, the returned signature, the reset request flags, the
 acknowledgement) with the jobs page's view of the events it read (`report`, report_written.lua).
 """
@@ -103,13 +103,10 @@ class Outbox:
             pipe.xdel(keys.OUTBOX, *entry_ids)
             await pipe.execute()
 
-    async def before_write(self, item_id: str) -> BeforeWrite:
-        """What an edit of the item needs, in one round trip: the newest entry already written to
-        Alloy (None when none) and the item's cached signature (None when unknown)."""
-        return (await self.before_writes([item_id]))[0]
-
     async def before_writes(self, item_ids: Sequence[str]) -> list[BeforeWrite]:
-        """`before_write` for many items in one round trip (an HMGET each, pipelined)."""
+        """What an edit of each item needs, in one round trip (an HMGET each, pipelined): the newest
+        entry already written to Alloy (None when none) and the item's cached signature (None when
+        unknown)."""
         fields = ["reported", "signature"]
         if len(item_ids) == 1:  # a pipeline of one costs more than the command alone
             answers = [await self.client.hmget(keys.job(item_ids[0]), fields)]
