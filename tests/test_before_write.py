@@ -69,3 +69,21 @@ async def test_a_redis_that_refuses_raises_in_every_writer_of_the_batch(
     answers = await asyncio.gather(reads.read("a"), reads.read("b"), return_exceptions=True)
     assert all(isinstance(answer, RedisError) for answer in answers), answers
     assert reads.waiting == []
+
+
+async def test_writers_waiting_on_a_batch_are_cancelled_with_it(
+    client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    """The reporter stopping while a batch is in flight (Redis paused): its writers stop too,
+    nothing is left waiting."""
+    pauser = connect_async(redis_server.url)
+    await pauser.client_pause(3000)
+    reads = BeforeWriteReads(Outbox(client))
+    writers = [asyncio.create_task(reads.read(item_id)) for item_id in ("a", "b")]
+    await asyncio.sleep(0.2)  # the batch has sent its read; Redis holds it
+    assert reads._batch is not None and not reads._batch.done()
+    reads._batch.cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 5)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes), outcomes
+    await pauser.client_unpause()
+    await pauser.aclose()
