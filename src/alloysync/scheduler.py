@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from alloysync.broker import build_broker
 from alloysync.enqueue import RunQueue
+from alloysync.gc_tuning import tune_for_throughput
 from alloysync.log import get_logger
 from alloysync.metrics import SCHEDULER_FIRES, SCHEDULER_TICK, SCHEDULES, beat
 from alloysync.model.events import Event, Status
@@ -277,6 +278,7 @@ def run_scheduler(settings: Settings, registry: TaskRegistry) -> int:
     )
     scheduler.listen_for_changes()
     scheduler.schedule()
+    tune_for_throughput()
     scheduler.loop()
     logger.info("scheduler stopped")
     broker.close()

@@ -16,6 +16,7 @@ from aiohttp import web
 from alloysync.emulator.app import build_app
 from alloysync.emulator.persistence import StateFileError
 from alloysync.emulator.state import create_state
+from alloysync.gc_tuning import tune_for_throughput
 from alloysync.log import configure_logging, get_logger
 from alloysync.settings import Settings
 
@@ -54,6 +55,7 @@ def run_emulator(
         rate_limits=rate_limits,
         item_dates=item_dates,
     )
+    tune_for_throughput()
     return asyncio.run(_serve(settings, options))
 
 

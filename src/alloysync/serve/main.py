@@ -20,6 +20,7 @@ from alloysync.alloy.client import AlloyClient
 from alloysync.alloy.ratelimit import RateLimits
 from alloysync.broker import build_broker
 from alloysync.enqueue import RunQueue
+from alloysync.gc_tuning import tune_for_throughput
 from alloysync.log import get_logger
 from alloysync.model.registry import TaskRegistry
 from alloysync.serve.features import DesignFeatures
@@ -39,6 +40,7 @@ logger = get_logger(__name__)
 
 
 def run_serve(settings: Settings, registry: TaskRegistry) -> int:
+    tune_for_throughput()
     try:
         asyncio.run(serve(settings, registry))
     except OSError as error:

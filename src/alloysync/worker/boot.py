@@ -14,6 +14,7 @@ from dramatiq.middleware.prometheus import Prometheus
 
 from alloysync.broker import build_broker
 from alloysync.enqueue import ACTOR_NAME, RunQueue
+from alloysync.gc_tuning import tune_for_throughput
 from alloysync.identity import process_name
 from alloysync.log import configure_logging
 from alloysync.model.registry import DEFAULT_QUEUE, load_task_modules
@@ -71,3 +72,4 @@ install(
         time_limit=next((m for m in broker.middleware if isinstance(m, TimeLimit)), None),
     )
 )
+tune_for_throughput()  # what this module loaded lives as long as the worker process
