@@ -487,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         "ALLOYSYNC_REPORT_WRITES_PER_MINUTE": RAISED,
         "ALLOYSYNC_POLL_INTERVAL": "0.5",
         "ALLOYSYNC_LOG_LEVEL": "WARNING",
-        "ALLOYSYNC_WORKER_METRICS_PORT": "0",
+        # alloysync's workers export their metrics, as in production: the harness gives each pool a
+        # metrics port (it reads /metrics to know the pool is up), whatever this env says.
     }
     results: dict[str, Any] = {}
     ratios: dict[str, float] = {}
