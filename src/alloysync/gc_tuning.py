@@ -7,7 +7,7 @@ containers, and a full one, over every object of the process, once enough have s
 makes thousands of containers per Alloy page it parses and per batch of events it reports, most
 alive for a moment: the defaults collect in the middle of each page, promote the page to the old
 generations, and so run full collections of the whole heap (about 80,000 objects, 40-50 ms each,
-the event loop's longest stalls). Measured over 2,000 end-to-end jobs (benchmarks/throughput.py):
+for which serve's event loop waits). Measured over 2,000 end-to-end jobs (benchmarks/throughput.py):
 0.37-0.43 s of serve's CPU (about 15 %) went to collections that freed about 1,000 objects;
 with the settings below, about 0.08 s, and end to end ran 10-15 % faster side by side.
 
