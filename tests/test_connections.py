@@ -3,6 +3,9 @@ writes reads back the same through the synchronous client the workers use."""
 
 from __future__ import annotations
 
+import asyncio
+from random import Random
+
 import redis
 
 from alloysync.local.redis_server import RedisServer
@@ -42,3 +45,41 @@ async def test_the_asyncio_client_packs_with_hiredis_and_writes_what_the_sync_cl
     finally:
         await client.aclose()
         sync.close()
+
+
+async def test_a_task_cancelled_at_any_moment_of_its_commands_stops(redis_server: RedisServer) -> None:
+    """redis-py sends each command under `asyncio.wait_for`, which on Python 3.11 returns instead of
+    raising when it is cancelled just as the send completes: the task ran on. serve's client sends
+    under `asyncio.timeout`. Tasks that loop on commands (as the reporter and the notifier do, their
+    stream always holding entries) are cancelled at random moments; every one of them stops."""
+    client = connect_async(redis_server.url)
+    feeder = connect_async(redis_server.url)
+    await client.xgroup_create("stream", "group", id="0", mkstream=True)
+    await feeder.xadd("stream", {"n": "0"})
+    looping = asyncio.Event()
+
+    async def loop_on_commands() -> None:
+        while True:
+            await client.xpending_range("stream", "group", min="-", max="+", count=10)
+            await client.xreadgroup("group", "c", {"stream": "0"}, count=10, block=1000)
+            await feeder.xadd("stream", {"n": "1"}, maxlen=100)
+            looping.set()
+
+    random = Random(7)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for _ in range(300):
+            looping.clear()
+            tasks.append(asyncio.create_task(loop_on_commands()))
+            async with asyncio.timeout(5):
+                await looping.wait()  # cancelled among its commands, not before the first
+            await asyncio.sleep(random.uniform(0, 0.003))
+            tasks[-1].cancel()
+            await asyncio.wait({tasks[-1]}, timeout=2)
+            if not tasks[-1].done():
+                break  # it ran on (and a task that swallowed one cancellation may swallow the next)
+        assert all(task.cancelled() for task in tasks), f"cancelled task {len(tasks)} of 300 kept running"
+    finally:
+        await client.aclose()  # stops a task that ran on: its next command fails
+        await feeder.aclose()
+        await asyncio.wait(tasks, timeout=5)

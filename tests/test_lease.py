@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from alloysync.broker import build_broker
 from alloysync.enqueue import RunQueue
@@ -17,6 +16,7 @@ from alloysync.model.registry import load_task_modules
 from alloysync.model.runs import RunKind, RunRequest
 from alloysync.settings import Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.jobs import Acted, JobStore, Sighting
 from alloysync.state.lease import LeaseLost, PollerLease
 from alloysync.state.records import JobDecision, JobPhase
@@ -24,7 +24,7 @@ from alloysync.state.sync import SyncState
 
 
 async def test_one_holder_takeover_and_fencing(redis_server: RedisServer) -> None:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = connect_async(redis_server.url)
     first = PollerLease(client, ttl=1.0, replica="a")
     second = PollerLease(client, ttl=1.0, replica="b")
     assert await first.refresh() is True
@@ -55,7 +55,7 @@ async def test_an_ex_leaders_batched_page_writes_are_refused_whole(
 ) -> None:
     """The poller's page scripts (definitions, acted marks with their events, run creation) check
     the lease once per batch: an ex-leader's page writes nothing at all, in any batch."""
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = connect_async(redis_server.url)
     await client.set(keys.LEASE, "b:2")  # another replica holds the lease
     stale = "a:1"
     store = JobStore(client)

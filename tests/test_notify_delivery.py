@@ -22,6 +22,7 @@ from alloysync.serve.notifier import Notifier
 from alloysync.serve.notify_channels import EmailChannel, scrub
 from alloysync.settings import Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.notifications import NotificationQueue
 from alloysync.state.run_logs import RunLogWriter
 from tests.support.notify_servers import SmtpServer, WebhookReceiver, running_receiver, running_smtp
@@ -33,7 +34,7 @@ PUBLIC = "https://alloysync.example.org"
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

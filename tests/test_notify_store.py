@@ -18,6 +18,7 @@ from alloysync.model.times import format_alloy_datetime
 from alloysync.serve.freshness import FreshnessCheck
 from alloysync.settings import Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.jobs import Acted, JobStore
 from alloysync.state.lease import LeaseLost, PollerLease
 from alloysync.state.notifications import NotificationQueue
@@ -26,7 +27,7 @@ from alloysync.state.records import JobDecision, JobPhase
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

@@ -25,6 +25,7 @@ from alloysync.model.runs import RunRequest
 from alloysync.serve.poller import Poller
 from alloysync.settings import JobAttributeCodes, Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.lease import PollerLease
 from tests.support.emulator import EmulatorProcess
 
@@ -54,7 +55,7 @@ async def parts(
     settings = Settings(
         alloy_url=emulator.url, redis_url=redis_server.url, task_modules=["tests.support.tasks"]
     )
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = connect_async(redis_server.url)
     sync_client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     lease = PollerLease(client, ttl=30)
     assert await lease.refresh()

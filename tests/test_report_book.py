@@ -16,12 +16,13 @@ from alloysync.local.redis_server import RedisServer
 from alloysync.model.events import Event
 from alloysync.serve.report_book import ReportBook
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.outbox import Outbox, Written
 
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

@@ -20,6 +20,7 @@ from alloysync.model.events import Event, Status
 from alloysync.serve.reporter import Reporter, sample_outbox
 from alloysync.settings import JobAttributeCodes, Settings, describe_validation_error
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.outbox import Outbox
 from tests.support.emulator import EmulatorProcess
 
@@ -28,7 +29,7 @@ CODES = JobAttributeCodes()
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

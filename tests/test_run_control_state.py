@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from alloysync.broker import AlloysyncBroker, build_broker
 from alloysync.enqueue import RunQueue, first_message_id
@@ -21,6 +20,7 @@ from alloysync.model.runs import RunKind, RunRequest
 from alloysync.settings import Settings
 from alloysync.state import keys
 from alloysync.state.claims import Claim, Claims
+from alloysync.state.connections import connect_async
 from alloysync.state.jobs import JobStore
 from alloysync.state.lease import PollerLease
 from alloysync.state.records import RunPhase
@@ -179,7 +179,7 @@ def test_cancelling_a_job_ends_its_waiting_and_queued_runs_and_marks_the_running
     runs.submit(fire(1, overlap="queue-one"))
 
     async def cancel() -> tuple[int, int, int, list[str]]:
-        client = aioredis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        client = connect_async(settings.effective_redis_url)
         lease = PollerLease(client, ttl=30)
         assert await lease.refresh()
         assert lease.value is not None

@@ -25,6 +25,7 @@ from alloysync.serve.samplers import PerJobGauges, sample_forever
 from alloysync.serve.web import build_app
 from alloysync.settings import Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.jobs import JobStore
 
 PER_JOB = (JOBS_OVERDUE, JOB_LAST_SUCCESS, JOB_MAX_AGE, JOB_CONSECUTIVE_FAILURES)
@@ -51,7 +52,7 @@ def empty_per_job_gauges() -> Iterator[None]:
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import redis
-import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from alloysync.alloy.client import AlloyClient
@@ -20,6 +19,7 @@ from alloysync.serve.poller import Poller
 from alloysync.serve.reporter import Reporter
 from alloysync.settings import JobAttributeCodes, Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.lease import PollerLease
 from tests.support.emulator import EmulatorProcess
 
@@ -37,7 +37,7 @@ async def test_the_poller_comes_back_after_its_lease_was_lost_and_retaken(
         poll_interval=0.2,
         lease_ttl=3,
     )
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = connect_async(redis_server.url)
     sync_client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     registry = load_task_modules(settings.task_modules)
     runs = RunQueue(sync_client, build_broker(settings), registry, settings)

@@ -13,11 +13,12 @@ import redis.asyncio as aioredis
 from alloysync.local.redis_server import RedisServer
 from alloysync.state import budgets
 from alloysync.state.budgets import SharedBudget
+from alloysync.state.connections import connect_async
 
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

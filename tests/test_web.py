@@ -23,6 +23,7 @@ from alloysync.serve import pages
 from alloysync.serve.web import WebhookBodyError, build_app, parse_webhook_body
 from alloysync.settings import Settings
 from alloysync.state import keys
+from alloysync.state.connections import connect_async
 from alloysync.state.jobs import OUTCOME_ERROR_CHARS, JobStore, RunOutcome
 from tests.support.browser import Cell, Page
 
@@ -32,7 +33,7 @@ ITEM = "5f898d4790478c0067f863e5"
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    connection = connect_async(redis_server.url)
     yield connection
     await connection.aclose()
 

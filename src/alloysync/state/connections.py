@@ -9,16 +9,27 @@ Commands are packed by hiredis (in C) on both clients. redis-py's synchronous cl
 by itself when hiredis is installed; its asyncio client packs in Python, argument by argument,
 which for the script calls of a poller page or of the reporter's book (a few thousand arguments)
 cost serve about 0.5 µs an argument, against 0.07 µs with hiredis.
+
+The asyncio client also sends under `asyncio.timeout`, not redis-py's `asyncio.wait_for`. On
+Python 3.11, `wait_for` returns normally when its task is cancelled just as the wrapped send
+completes. redis-py wraps every send in it whenever a socket timeout is set, and one is always
+set. A cancelled serve task then ran on: a reporter that had lost its lease kept writing, and a
+stopping notifier hung in its next XREADGROUP. `tests/test_connections.py` cancels commands at
+random moments to prove the fix. A send also costs one task fewer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SOCKET_TIMEOUT = 15.0  # seconds to wait for an answer on an established connection
 CONNECT_TIMEOUT = 5.0
@@ -42,15 +53,17 @@ def connect(url: str, *, decode: bool = True) -> redis.Redis:
 
 
 def connect_async(url: str) -> aioredis.Redis:
-    """An asyncio client (serve), decoding responses, its commands packed by hiredis."""
+    """An asyncio client (serve), decoding responses, its commands packed by hiredis and sent so
+    that a cancelled task always stops."""
     client = aioredis.Redis.from_url(url, decode_responses=True, **_options())
     pool = client.connection_pool  # no connection is made before the first command
-    pool.connection_class = _HIREDIS_PACKED.get(pool.connection_class, pool.connection_class)
+    pool.connection_class = _SERVE_CONNECTIONS.get(pool.connection_class, pool.connection_class)
     return client
 
 
-class _HiredisPacking:
-    """Packs commands as redis-py's synchronous connections do (`HiredisRespSerializer`)."""
+class _ServeConnectionMixin:
+    """Packs commands as redis-py's synchronous connections do (`HiredisRespSerializer`), and sends
+    them under `asyncio.timeout` (see the module docstring)."""
 
     _serializer = HiredisRespSerializer()  # holds no state
 
@@ -58,20 +71,46 @@ class _HiredisPacking:
         packed: list[bytes] = self._serializer.pack(*args)
         return packed
 
+    async def send_packed_command(
+        self, command: str | bytes | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        connection: Any = self  # an aioredis.AbstractConnection: the mixin comes first in its bases
+        if not connection.is_connected:
+            await connection.connect_check_health(check_health=False)
+        if check_health:
+            await connection.check_health()
+        if isinstance(command, str):
+            command = command.encode()
+        chunks = [command] if isinstance(command, bytes) else list(command)
+        try:
+            async with asyncio.timeout(connection.socket_timeout):
+                await connection._send_packed_command(chunks)
+        except TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as error:
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {error}") from error
+        except BaseException:
+            # Cancelled (or interrupted) part way through a command: what was written cannot be
+            # taken back, so the connection is not used again (as redis-py does).
+            await connection.disconnect(nowait=True)
+            raise
 
-class _PackedConnection(_HiredisPacking, aioredis.Connection):
+
+class _PackedConnection(_ServeConnectionMixin, aioredis.Connection):
     pass
 
 
-class _PackedSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+class _PackedSSLConnection(_ServeConnectionMixin, aioredis.SSLConnection):
     pass
 
 
-class _PackedUnixConnection(_HiredisPacking, aioredis.UnixDomainSocketConnection):
+class _PackedUnixConnection(_ServeConnectionMixin, aioredis.UnixDomainSocketConnection):
     pass
 
 
-_HIREDIS_PACKED: dict[type[Any], type[Any]] = {
+_SERVE_CONNECTIONS: dict[type[Any], type[Any]] = {
     aioredis.Connection: _PackedConnection,
     aioredis.SSLConnection: _PackedSSLConnection,
     aioredis.UnixDomainSocketConnection: _PackedUnixConnection,
